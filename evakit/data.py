@@ -1,0 +1,275 @@
+"""Datasets as uint8 tensors in memory, the npz cache, and a batch loader over tensors.
+
+A dataset is loaded once into an :class:`ImageSet` (``images`` uint8 N×C×H×W, ``labels`` int64 N).
+Loading looks, in order, for ``<root>/evakit-cache/<name>-<split>.npz``, then asks torchvision's
+real dataset class (which downloads when online), then writes the cache. ``root`` is
+``$EVAKIT_DATA`` or ``~/.cache/evakit``. Synthetic sets exist for unit tests, by name, and are never
+returned in place of a real set.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CLASSES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer",
+                "dog", "frog", "horse", "ship", "truck"],
+}
+# Per-channel mean and std of each training set (pixels scaled to [0, 1]).
+STATS = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion-mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+SPLITS = ("train", "test")
+FAST_SIZES = {"train": 2000, "test": 1000}
+SYNTHETIC_SHAPES = {"synthetic-mnist": (1, 28, 28), "synthetic-cifar10": (3, 32, 32)}
+
+
+class DataUnavailable(RuntimeError):
+    """Raised when a real dataset is neither cached nor downloadable."""
+
+
+@dataclass
+class ImageSet:
+    """A labelled image set held in memory.
+
+    Attributes:
+        images: uint8 tensor, N×C×H×W.
+        labels: int64 tensor, N.
+        classes: class names, indexed by label.
+        name: dataset name, e.g. ``"mnist"``.
+        split: ``"train"`` or ``"test"``.
+        source: where the data came from (a file path, ``torchvision``, ``synthetic``), with a
+            note when it is a sample or a FAST slice.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str
+    split: str
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """Per-channel mean of the training set (0.5 for synthetic sets)."""
+        return STATS.get(self.name, ((0.5,) * self.images.shape[1],) * 2)[0]
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        """Per-channel standard deviation of the training set (0.5 for synthetic sets)."""
+        return STATS.get(self.name, ((0.5,) * self.images.shape[1],) * 2)[1]
+
+    def subset(self, n: int) -> ImageSet:
+        """The first ``n`` images (all of them when ``n`` is larger)."""
+        return ImageSet(self.images[:n], self.labels[:n], self.classes, self.name, self.split,
+                        f"{self.source} (first {min(n, len(self))} of {len(self)})")
+
+
+def is_fast() -> bool:
+    """True when ``EVAKIT_FAST`` asks for the small, quick version of every run."""
+    return os.environ.get("EVAKIT_FAST", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def data_root() -> Path:
+    """Where datasets live: ``$EVAKIT_DATA``, else ``~/.cache/evakit``."""
+    env = os.environ.get("EVAKIT_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "evakit"
+
+
+def cache_path(name: str, split: str, root: Path | None = None) -> Path:
+    """The cache file for one split of a dataset."""
+    return (root or data_root()) / "evakit-cache" / f"{name}-{split}.npz"
+
+
+def load(name: str, split: str = "train", *, fast: bool | None = None,
+         root: str | Path | None = None) -> ImageSet:
+    """Load a real dataset split into memory.
+
+    Args:
+        name: ``"mnist"``, ``"fashion-mnist"`` or ``"cifar10"``.
+        split: ``"train"`` or ``"test"``.
+        fast: keep only the first 2 000 train / 1 000 test images; defaults to :func:`is_fast`.
+            Only in FAST mode may a missing CIFAR-10 fall back to the real sample in the cache.
+        root: data root; defaults to :func:`data_root`.
+
+    Returns:
+        The split as an :class:`ImageSet`.
+
+    Raises:
+        ValueError: unknown name or split.
+        DataUnavailable: the set is neither cached nor downloadable.
+    """
+    if name not in CLASSES:
+        raise ValueError(f"unknown dataset {name!r}: expected one of {sorted(CLASSES)} "
+                         f"(synthetic sets come from evakit.data.synthetic)")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: expected 'train' or 'test'")
+    fast = is_fast() if fast is None else fast
+    root = Path(root).expanduser() if root is not None else data_root()
+
+    found = _read_cache(cache_path(name, split, root), name, split)
+    if found is None:
+        found = _from_torchvision(name, split, root)
+    if found is None and fast and name == "cifar10":
+        found = _read_cache(cache_path("cifar10-sample", split, root), name, split)
+        if found is not None:
+            found.source += " [SAMPLE: full CIFAR-10 not found, FAST mode uses the real sample]"
+            print(f"evakit.data: full CIFAR-10 not found under {root}; FAST mode uses the "
+                  f"real sample {cache_path('cifar10-sample', split, root)}")
+    if found is None:
+        raise DataUnavailable(
+            f"{name} ({split}) is not in {cache_path(name, split, root)} and torchvision could "
+            f"not download it (offline?): connect to the internet once, or set EVAKIT_DATA to a "
+            f"folder holding evakit-cache/{name}-{split}.npz")
+    return found.subset(FAST_SIZES[split]) if fast else found
+
+
+def _read_cache(path: Path, name: str, split: str) -> ImageSet | None:
+    if not path.is_file():
+        return None
+    with np.load(path) as npz:
+        images, labels = npz["images"], npz["labels"]
+    if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
+        raise ValueError(f"{path} is not an evakit cache: expected uint8 images N×H×W×C and "
+                         f"as many labels, got {images.dtype} {images.shape} and {labels.shape}")
+    return ImageSet(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+                    torch.from_numpy(labels.astype(np.int64)), CLASSES[name], name, split,
+                    str(path))
+
+
+def _from_torchvision(name: str, split: str, root: Path) -> ImageSet | None:
+    import torchvision
+
+    cls = {"mnist": torchvision.datasets.MNIST,
+           "fashion-mnist": torchvision.datasets.FashionMNIST,
+           "cifar10": torchvision.datasets.CIFAR10}[name]
+    download_dir = root if _writable(root) else Path(tempfile.mkdtemp(prefix="evakit-"))
+    try:
+        ds = cls(str(download_dir / "torchvision"), train=split == "train", download=True)
+    except (OSError, RuntimeError):
+        return None
+    images = np.asarray(ds.data)
+    if images.ndim == 3:
+        images = images[..., None]
+    labels = np.asarray(ds.targets, dtype=np.int64)
+    if _writable(root):
+        write_cache(cache_path(name, split, root), images, labels)
+    return ImageSet(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+                    torch.from_numpy(labels), CLASSES[name], name, split, "torchvision")
+
+
+def _writable(root: Path) -> bool:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(root, os.W_OK)
+
+
+def write_cache(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write a cache file atomically: a reader sees the whole file or none of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, images=images, labels=labels)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def synthetic(name: str, n: int = 256, *, seed: int = 0) -> ImageSet:
+    """A small learnable synthetic set for unit tests, never a stand-in for real data.
+
+    Each class is a fixed random template plus noise, so a small network can fit it.
+
+    Args:
+        name: ``"synthetic-mnist"`` (1×28×28) or ``"synthetic-cifar10"`` (3×32×32).
+        n: number of images.
+        seed: generator seed.
+    """
+    if name not in SYNTHETIC_SHAPES:
+        raise ValueError(f"unknown synthetic set {name!r}: expected one of "
+                         f"{sorted(SYNTHETIC_SHAPES)}")
+    g = torch.Generator().manual_seed(seed)
+    shape = SYNTHETIC_SHAPES[name]
+    templates = torch.rand((10, *shape), generator=g)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    noisy = templates[labels] * 0.7 + torch.rand((n, *shape), generator=g) * 0.3
+    return ImageSet((noisy * 255).to(torch.uint8), labels, [str(c) for c in range(10)],
+                    name, "train", "synthetic")
+
+
+class Loader:
+    """Batches over an in-memory :class:`ImageSet`, normalized on whole batches.
+
+    The uint8 images move to ``device`` once; each batch is converted to float, optionally
+    augmented by ``augment`` (a function of a float batch in [0, 1] and a generator), then
+    normalized with the set's mean and std. Shuffling uses its own seeded generator, so the
+    batch order depends on ``seed`` and the epoch alone.
+
+    Args:
+        data: the image set.
+        batch_size: images per batch.
+        shuffle: reshuffle every epoch.
+        device: where batches live.
+        seed: seed of the shuffling generator.
+        augment: optional ``(batch, generator) -> batch`` applied before normalization.
+        drop_last: drop a final incomplete batch.
+    """
+
+    def __init__(self, data: ImageSet, batch_size: int = 128, *, shuffle: bool = False,
+                 device: str | torch.device = "cpu", seed: int = 0,
+                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+                 drop_last: bool = False) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.data = data
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.device = torch.device(device)
+        self.augment = augment
+        self.drop_last = drop_last
+        self.images = data.images.to(self.device)
+        self.labels = data.labels.to(self.device)
+        self.mean = torch.tensor(data.mean, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(data.std, device=self.device).view(1, -1, 1, 1)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        order = (torch.randperm(n, generator=self.generator) if self.shuffle
+                 else torch.arange(n)).to(self.device)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            x = self.images[idx].float().div_(255)
+            if self.augment is not None:
+                x = self.augment(x, self.generator)
+            yield (x - self.mean) / self.std, self.labels[idx]
+
+    def state_dict(self) -> dict:
+        """The shuffling generator's state, so a resumed run draws the same batches."""
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,172 @@
+"""Plots for the sessions. Every function returns a matplotlib Figure and draws nothing else.
+
+Images are accepted as torch tensors or NumPy arrays, C×H×W or H×W×C or H×W, uint8 or float.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+
+def to_hwc(image) -> np.ndarray:
+    """An image as a NumPy array H×W (grey) or H×W×3, floats in [0, 1] when it was uint8."""
+    a = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = a.transpose(1, 2, 0)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    return a / 255.0 if a.dtype == np.uint8 else a
+
+
+def _grid(n: int, cols: int, size: float) -> tuple[Figure, np.ndarray]:
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, axes.flat
+
+
+def image_grid(images: Sequence, titles: Sequence[str] | None = None, *, cols: int = 8,
+               size: float = 1.4, cmap: str = "gray", title_colors: Sequence[str] | None = None,
+               suptitle: str | None = None) -> Figure:
+    """Images in a grid, each with an optional title (e.g. "true 7 / pred 1").
+
+    Args:
+        images: the images (see the module docstring for accepted layouts).
+        titles: one title per image.
+        cols: images per row.
+        size: inches per image.
+        cmap: colour map for single-channel images.
+        title_colors: one colour per title (e.g. red for a wrong prediction).
+        suptitle: a title for the whole figure.
+    """
+    fig, axes = _grid(len(images), min(cols, len(images)), size)
+    for i, (ax, image) in enumerate(zip(axes, images, strict=False)):
+        a = to_hwc(image)
+        ax.imshow(a, cmap=cmap if a.ndim == 2 else None, interpolation="nearest")
+        if titles is not None:
+            color = title_colors[i] if title_colors is not None else "black"
+            ax.set_title(titles[i], fontsize=8, color=color)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def channels(image, names: Sequence[str] = ("red", "green", "blue")) -> Figure:
+    """An RGB image beside each of its channels, each channel drawn in its own colour."""
+    a = to_hwc(image)
+    if a.ndim != 3:
+        raise ValueError(f"channels() needs a colour image H×W×C or C×H×W, got shape {a.shape}")
+    fig, axes = plt.subplots(1, a.shape[-1] + 1, figsize=(3.2 * (a.shape[-1] + 1), 3.4))
+    axes[0].imshow(a)
+    axes[0].set_title("image")
+    cmaps = {"red": "Reds", "green": "Greens", "blue": "Blues"}
+    for c, ax in enumerate(axes[1:]):
+        name = names[c] if c < len(names) else f"channel {c}"
+        ax.imshow(a[..., c], cmap=cmaps.get(name, "gray"), vmin=0, vmax=1)
+        ax.set_title(f"{name} channel")
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def kernel_grid(weight: torch.Tensor, *, cols: int = 8, size: float = 1.0,
+                title: str | None = None) -> Figure:
+    """The kernels of a conv layer (out×in×k×k): one tile per (out, in) pair, blue<0<red."""
+    w = weight.detach().cpu().float()
+    if w.ndim != 4:
+        raise ValueError(f"kernel_grid() needs a 4-D conv weight, got shape {tuple(w.shape)}")
+    tiles = w.reshape(-1, *w.shape[2:])
+    fig, axes = _grid(len(tiles), min(cols, len(tiles)), size)
+    limit = float(tiles.abs().max()) or 1.0
+    for ax, tile in zip(axes, tiles, strict=False):
+        ax.imshow(tile.numpy(), cmap="bwr", vmin=-limit, vmax=limit)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def feature_maps(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor, *,
+                 cols: int = 8, size: float = 1.2, limit: int = 32) -> Figure:
+    """The output channels of ``layer`` when ``model`` sees one image batch ``x`` (1×C×H×W)."""
+    captured: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out.detach()))
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    maps = captured[0][0, :limit].cpu()
+    fig, axes = _grid(len(maps), min(cols, len(maps)), size)
+    for i, (ax, fmap) in enumerate(zip(axes, maps, strict=False)):
+        ax.imshow(fmap.numpy(), cmap="viridis")
+        ax.set_title(f"ch {i}", fontsize=7)
+    fig.suptitle(f"{type(layer).__name__} output, {tuple(captured[0].shape[1:])}")
+    fig.tight_layout()
+    return fig
+
+
+def curves(runs: Mapping[str, Mapping[str, Sequence[float]]], *,
+           metrics: Sequence[str] = ("loss", "acc")) -> Figure:
+    """Training curves of several runs on shared axes.
+
+    Args:
+        runs: run name → a History-like mapping with ``train_loss``, ``test_loss``,
+            ``train_acc``, ``test_acc`` (``History.to_dict()`` or a record's history).
+        metrics: which panels to draw: "loss", "acc" or both.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for i, (name, h) in enumerate(runs.items()):
+            color = f"C{i}"
+            epochs = np.arange(1, len(h[f"test_{metric}"]) + 1)
+            ax.plot(epochs, h[f"train_{metric}"], "--", color=color, label=f"{name} train")
+            ax.plot(epochs, h[f"test_{metric}"], "-", color=color, label=f"{name} test")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy (%)" if metric == "acc" else "loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def lr_range(result, *, ax=None) -> Figure:
+    """The LR range test: smoothed loss against learning rate (log axis), suggestion marked."""
+    fig, ax = (plt.subplots(figsize=(6, 4)) if ax is None else (ax.figure, ax))
+    ax.plot(result.lrs, result.losses)
+    ax.axvline(result.suggested_lr, color="C3", ls="--",
+               label=f"steepest descent: {result.suggested_lr:.2g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("smoothed loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def matrix(values, *, ax=None, fmt: str = "{:g}", cmap: str = "Greys", title: str | None = None,
+           vmin: float | None = None, vmax: float | None = None) -> Figure:
+    """A small 2-D array drawn as a grid of cells with each value written in its cell."""
+    a = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    fig, ax = (plt.subplots(figsize=(0.45 * a.shape[1] + 0.6, 0.45 * a.shape[0] + 0.6))
+               if ax is None else (ax.figure, ax))
+    ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax)
+    mid = (np.nanmax(a) + np.nanmin(a)) / 2
+    for (r, c), v in np.ndenumerate(a):
+        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=7,
+                color="white" if v > mid and cmap == "Greys" else "black")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return fig
