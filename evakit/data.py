@@ -273,3 +273,42 @@ class Loader:
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+
+
+class DigitSumLoader:
+    """Session 2.5's data: each MNIST image paired with a random integer 0–9.
+
+    Yields ``((images, numbers), targets)`` where ``targets[:, 0]`` is the digit and
+    ``targets[:, 1]`` the sum digit + number (0–18). Numbers are drawn from their own seeded
+    generator: fresh every epoch for training, the same every pass for testing (``fixed=True``).
+
+    Args:
+        loader: a :class:`Loader` over MNIST.
+        seed: seed of the number generator.
+        fixed: draw the same numbers on every pass (for a test set).
+    """
+
+    def __init__(self, loader: Loader, *, seed: int = 0, fixed: bool = False) -> None:
+        self.loader = loader
+        self.seed = seed
+        self.fixed = fixed
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]]:
+        if self.fixed:
+            self.generator.manual_seed(self.seed)
+        for x, digits in self.loader:
+            numbers = torch.randint(0, 10, (len(digits),), generator=self.generator)
+            numbers = numbers.to(digits.device)
+            yield (x, numbers), torch.stack([digits, digits + numbers], dim=1)
+
+    def state_dict(self) -> dict:
+        """Both generators' states, so a resumed run draws the same batches and numbers."""
+        return {"loader": self.loader.state_dict(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loader.load_state_dict(state["loader"])
+        self.generator.set_state(state["generator"])

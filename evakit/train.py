@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+CorrectFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
 
 
@@ -76,18 +77,31 @@ class History:
         return i + 1, values[i]
 
 
+def top1(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Which predictions (arg-max of the logits) equal their labels."""
+    return out.argmax(1) == y
+
+
+def _forward(model: nn.Module, x, device: torch.device) -> torch.Tensor:
+    # A batch input is one tensor, or a tuple of tensors for models with several inputs.
+    if isinstance(x, tuple | list):
+        return model(*(t.to(device) for t in x))
+    return model(x.to(device))
+
+
 def evaluate(model: nn.Module, loader: Iterable, loss_fn: LossFn = F.cross_entropy,
-             device: torch.device | str | None = None) -> tuple[float, float]:
+             device: torch.device | str | None = None,
+             correct_fn: CorrectFn = top1) -> tuple[float, float]:
     """Mean loss and accuracy (in %) of ``model`` over ``loader``, without gradients."""
     device = torch.device(device) if device is not None else _device_of(model)
     model.eval()
     total_loss, correct, seen = 0.0, 0, 0
     with torch.no_grad():
         for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            out = model(x)
+            y = y.to(device)
+            out = _forward(model, x, device)
             total_loss += loss_fn(out, y).item() * len(y)
-            correct += (out.argmax(1) == y).sum().item()
+            correct += correct_fn(out, y).sum().item()
             seen += len(y)
     return total_loss / seen, 100.0 * correct / seen
 
@@ -99,7 +113,7 @@ def predict(model: nn.Module, loader: Iterable) -> tuple[torch.Tensor, torch.Ten
     preds, labels = [], []
     with torch.no_grad():
         for x, y in loader:
-            preds.append(model(x.to(device)).argmax(1).cpu())
+            preds.append(_forward(model, x, device).argmax(1).cpu())
             labels.append(y.cpu())
     return torch.cat(preds), torch.cat(labels)
 
@@ -107,7 +121,8 @@ def predict(model: nn.Module, loader: Iterable) -> tuple[torch.Tensor, torch.Ten
 def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
         optimizer: torch.optim.Optimizer, scheduler=None, *, loss_fn: LossFn = F.cross_entropy,
         checkpoint: str | Path | None = None, resume: bool = False,
-        progress: bool | None = None, stop_after: int | None = None) -> History:
+        correct_fn: CorrectFn = top1, progress: bool | None = None,
+        stop_after: int | None = None) -> History:
     """Train ``model`` for ``epochs`` and evaluate it on ``test`` after each.
 
     Args:
@@ -118,6 +133,7 @@ def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
         optimizer: the optimizer over ``model``'s parameters.
         scheduler: optional LR scheduler (see the module docstring for when it steps).
         loss_fn: ``loss_fn(logits, targets)``; cross-entropy by default.
+        correct_fn: which outputs count as correct for the accuracy; top-1 by default.
         checkpoint: file to save after every epoch (atomically).
         resume: continue from ``checkpoint`` if it exists.
         progress: a tqdm bar per epoch (True) or one line per epoch (False); by default bars in
@@ -139,9 +155,10 @@ def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = _train_epoch(model, train, optimizer, scheduler, loss_fn, device,
+        train_loss, train_acc = _train_epoch(model, train, optimizer, scheduler, loss_fn,
+                                             correct_fn, device,
                                              f"epoch {epoch + 1}/{epochs}" if bars else None)
-        test_loss, test_acc = evaluate(model, test, loss_fn, device)
+        test_loss, test_acc = evaluate(model, test, loss_fn, device, correct_fn)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(test_loss)
         elif scheduler is not None and not isinstance(scheduler, PER_BATCH_SCHEDULERS):
@@ -158,7 +175,7 @@ def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
     return history
 
 
-def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, bar_title):
+def _train_epoch(model, loader, optimizer, scheduler, loss_fn, correct_fn, device, bar_title):
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     batches = loader
@@ -166,16 +183,16 @@ def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, bar_title
         from tqdm.auto import tqdm
         batches = tqdm(loader, desc=bar_title, leave=False)
     for x, y in batches:
-        x, y = x.to(device), y.to(device)
+        y = y.to(device)
         optimizer.zero_grad(set_to_none=True)
-        out = model(x)
+        out = _forward(model, x, device)
         loss = loss_fn(out, y)
         loss.backward()
         optimizer.step()
         if isinstance(scheduler, PER_BATCH_SCHEDULERS):
             scheduler.step()
         total_loss += loss.item() * len(y)
-        correct += (out.argmax(1) == y).sum().item()
+        correct += correct_fn(out, y).sum().item()
         seen += len(y)
     return total_loss / seen, 100.0 * correct / seen
 

@@ -35,7 +35,6 @@ print(S)
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import skimage.data
 import torch
 import torch.nn.functional as F
@@ -241,7 +240,7 @@ train_x = (mnist.images.float() / 255).flatten(1)
 test_x = (test.images.float() / 255).flatten(1)
 linear = torch.nn.Linear(784, 10)
 optimizer = torch.optim.SGD(linear.parameters(), lr=0.5)
-for epoch in range(3):
+for _ in range(3):
     for idx in torch.randperm(len(train_x)).split(100):
         loss = F.cross_entropy(linear(train_x[idx]), mnist.labels[idx])
         optimizer.zero_grad()

@@ -1,0 +1,126 @@
+"""The ``evakit`` console script.
+
+    evakit recipes                         list the recipes
+    evakit train RECIPE [--epochs N] [--record] [--checkpoint F [--resume]]
+    evakit summary RECIPE|MODEL            the EVA table (layers, shapes, RF, params)
+    evakit notebooks [--check]             regenerate (or check) the sessions' .ipynb twins
+
+Bad input ends with one sentence on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+INPUT_SIZES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        print(f"evakit: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="evakit", description="The evakit course toolkit.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("recipes", help="list the training recipes")
+    t = sub.add_parser("train", help="train a recipe")
+    t.add_argument("recipe")
+    t.add_argument("--epochs", type=_positive, help="override the recipe's epoch count")
+    t.add_argument("--record", action="store_true",
+                   help="write book/records/RECIPE.json (full data only, not in FAST mode)")
+    t.add_argument("--checkpoint", type=Path, help="checkpoint file, written every epoch")
+    t.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    t.add_argument("--device", help="cpu, cuda, mps (default: the fastest here)")
+    s = sub.add_parser("summary", help="layer table with shapes, RF and parameters")
+    s.add_argument("name", help="a recipe or a model name")
+    n = sub.add_parser("notebooks", help="regenerate the sessions' .ipynb twins")
+    n.add_argument("--check", action="store_true", help="only report stale twins (exit 1)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except ValueError as e:
+        print(f"evakit: {e}", file=sys.stderr)
+        return 2
+
+
+def _recipes(_args) -> int:
+    from evakit import recipes
+    for name in recipes.names():
+        r = recipes.get(name)
+        print(f"{name:<22} session {r.session:<4} {r.epochs:>3} epochs  {r.summary}")
+    return 0
+
+
+def _train(args) -> int:
+    from evakit import data, recipes, records
+    if args.resume and args.checkpoint is None:
+        raise ValueError("--resume needs --checkpoint FILE to resume from")
+    if args.record and data.is_fast():
+        raise ValueError("--record writes a full run, but EVAKIT_FAST is set: unset it")
+    run = recipes.run(args.recipe, epochs=args.epochs, device=args.device,
+                      checkpoint=args.checkpoint, resume=args.resume)
+    print(f"{run.recipe.name}: {run.params:,} parameters, final test accuracy "
+          f"{run.history.test_acc[-1]:.2f}% after {len(run.history)} epochs "
+          f"({run.wall_seconds:.0f} s on {run.device})"
+          + "".join(f", {k} {v:.2f}%" for k, v in run.metrics.items() if k != "test_acc"))
+    if args.record:
+        print("record written to", records.save(records.make(run)))
+    return 0
+
+
+def _summary(args) -> int:
+    from evakit import models, recipes, rf
+    if args.name in recipes.RECIPES:
+        recipe = recipes.get(args.name)
+        model, size = recipes.build_model(recipe), INPUT_SIZES[recipe.dataset]
+    elif args.name in models.names():
+        model, size = models.create(args.name), (1, 28, 28)
+    else:
+        raise ValueError(f"{args.name!r} is neither a recipe nor a model: see `evakit recipes`")
+    if args.name.startswith("s25/"):
+        raise ValueError("s25/digit-sum takes two inputs; its table is drawn in session 2.5")
+    print(rf.summary(model, size))
+    return 0
+
+
+def _notebooks(args) -> int:
+    from evakit import notebooks
+    root = Path.cwd()
+    if not (root / "_config.yml").is_file():
+        raise ValueError(f"run `evakit notebooks` from the repository root ({root} has no "
+                         "_config.yml)")
+    if args.check:
+        stale = notebooks.stale_pairs(root)
+        for source in stale:
+            print(f"{source}: its .ipynb twin is stale; run `evakit notebooks`")
+        return 1 if stale else 0
+    for twin in notebooks.sync(root):
+        print("wrote", twin)
+    return 0
+
+
+_COMMANDS = {"recipes": _recipes, "train": _train, "summary": _summary,
+             "notebooks": _notebooks}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

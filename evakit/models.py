@@ -1,0 +1,129 @@
+"""Every network the sessions build, found by name.
+
+Each model is a plain ``nn.Module`` whose docstring says which session uses it and what
+constraint it meets. ``create("s01/rf-net")`` builds one; ``names()`` lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str):
+    """Class decorator: make a model constructible by ``create(name)``."""
+    def wrap(cls):
+        if name in _REGISTRY:
+            raise ValueError(f"model name {name!r} is registered twice")
+        _REGISTRY[name] = cls
+        return cls
+    return wrap
+
+
+def names() -> list[str]:
+    """Every registered model name, sorted."""
+    return sorted(_REGISTRY)
+
+
+def create(name: str, **kwargs) -> nn.Module:
+    """Build the model registered as ``name`` with its keyword arguments."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}: expected one of {names()}")
+    return _REGISTRY[name](**kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (shared ones once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def conv_block(c_in: int, c_out: int, kernel: int = 3, *, padding: int = 0, stride: int = 1,
+               dilation: int = 1, bn: bool = False, dropout: float = 0.0) -> nn.Sequential:
+    """Conv → ReLU (→ BatchNorm) (→ Dropout), the unit most session networks repeat."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation,
+                                         bias=not bn), nn.ReLU()]
+    if bn:
+        layers.append(nn.BatchNorm2d(c_out))
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+@register("s01/rf-net")
+class RFNet(nn.Module):
+    """Session 1's assignment: an MNIST network whose receptive field reaches the whole digit.
+
+    Two blocks of 3×3 convolutions, each closed by max pooling, then a 1×1 convolution that
+    mixes channels down to 10 and a 4×4 convolution that turns the 4×4 map into 10 logits.
+    No padding, so every layer's output size and RF can be worked out by hand.
+    """
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            conv_block(1, w), conv_block(w, 2 * w), nn.MaxPool2d(2),          # 28→26→24→12
+            conv_block(2 * w, 2 * w), conv_block(2 * w, 2 * w), nn.MaxPool2d(2),  # →10→8→4
+            conv_block(2 * w, 10, 1),                                           # 1×1 mixing
+            nn.Conv2d(10, 10, 4),                                               # 4×4 → 1×1
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).flatten(1)
+
+
+@register("s02/first-kernel")
+class FirstKernelNet(nn.Module):
+    """Session 2: an MNIST network whose first layer has ``kernel``×``kernel`` kernels.
+
+    Trained once per kernel size (3, 5, 7, 11) to show what first-layer kernels learn. Later
+    layers are the same small 3×3 stack; the first layer pads to keep 28×28.
+    """
+
+    def __init__(self, kernel: int = 3, width: int = 16) -> None:
+        super().__init__()
+        if kernel % 2 == 0 or kernel < 1:
+            raise ValueError(f"kernel must be a positive odd integer, got {kernel!r}")
+        self.first = nn.Conv2d(1, width, kernel, padding=kernel // 2)
+        self.rest = nn.Sequential(
+            nn.ReLU(), nn.MaxPool2d(2),                                          # 28→14
+            conv_block(width, 2 * width, padding=1), nn.MaxPool2d(2),            # →7
+            conv_block(2 * width, 2 * width, padding=1),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rest(self.first(x))
+
+
+@register("s25/digit-sum")
+class DigitSumNet(nn.Module):
+    """Session 2.5's assignment: read an MNIST digit and add a random integer 0–9 to it.
+
+    Input: the image and the integer one-hot encoded (10 values). A small CNN turns the image
+    into 10 digit logits and a 64-d embedding; the embedding is concatenated with the one-hot
+    integer (the combining layer) and two FC layers give 19 logits for the sum 0–18. The forward
+    returns one tensor: 10 digit logits followed by 19 sum logits.
+    """
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            conv_block(1, w, padding=1, bn=True), nn.MaxPool2d(2),               # 28→14
+            conv_block(w, 2 * w, padding=1, bn=True), nn.MaxPool2d(2),           # →7
+            conv_block(2 * w, 4 * w, padding=1, bn=True),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, 64), nn.ReLU(),
+        )
+        self.digit_head = nn.Linear(64, 10)
+        self.sum_head = nn.Sequential(nn.Linear(64 + 10, 64), nn.ReLU(), nn.Linear(64, 19))
+
+    def forward(self, image: torch.Tensor, number: torch.Tensor) -> torch.Tensor:
+        embedding = self.features(image)
+        digit = self.digit_head(embedding)
+        combined = torch.cat([embedding, nn.functional.one_hot(number, 10).float()], dim=1)
+        return torch.cat([digit, self.sum_head(combined)], dim=1)

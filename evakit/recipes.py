@@ -1,0 +1,196 @@
+"""Named, complete training configurations.
+
+A :class:`Recipe` names everything a run needs: model, data, optimizer, schedule, epochs and
+seed. A notebook, the CLI (``evakit train NAME``) and a benchmark all call :func:`run` with the
+same recipe, so the numbers they print come from the same code.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evakit import data, models, train
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One training configuration (every hyperparameter named once)."""
+
+    name: str
+    session: str
+    summary: str
+    model: str
+    model_kwargs: dict = field(default_factory=dict)
+    dataset: str = "mnist"
+    task: str = "classify"          # "classify" or "digit-sum"
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"          # "sgd" or "adam"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    scheduler: str | None = None    # None, "step", "onecycle" or "plateau"
+    seed: int = 1
+
+    def config(self) -> dict:
+        """The recipe as a plain dict (what a record stores)."""
+        return asdict(self)
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def _add(recipe: Recipe) -> None:
+    RECIPES[recipe.name] = recipe
+
+
+_add(Recipe("s01/rf-net", "1", "Session 1 assignment: 3×3 convs, max pooling, 1×1 mixing; "
+            "RF covers the digit.", "s01/rf-net", epochs=10, lr=0.01))
+for _k in (3, 5, 7, 11):
+    _add(Recipe(f"s02/kernel-{_k}", "2", f"Session 2: first layer of {_k}×{_k} kernels, to look "
+                "at what they learn.", "s02/first-kernel", {"kernel": _k}, epochs=5, lr=0.01))
+_add(Recipe("s25/digit-sum", "2.5", "Session 2.5 assignment: an MNIST digit plus a random "
+            "integer 0–9 (one-hot) → the digit and the sum.", "s25/digit-sum",
+            task="digit-sum", epochs=10, optimizer="adam", lr=1e-3))
+
+
+def names() -> list[str]:
+    """Every recipe name, sorted."""
+    return sorted(RECIPES)
+
+
+def get(name: str) -> Recipe:
+    """The recipe called ``name``."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}: expected one of {names()} "
+                         f"(`evakit recipes` lists them)")
+    return RECIPES[name]
+
+
+def digit_sum_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the digit (first 10 logits) plus that of the sum (last 19)."""
+    return F.cross_entropy(out[:, :10], y[:, 0]) + F.cross_entropy(out[:, 10:], y[:, 1])
+
+
+def digit_sum_correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Correct when both the digit and the sum are right."""
+    return (out[:, :10].argmax(1) == y[:, 0]) & (out[:, 10:].argmax(1) == y[:, 1])
+
+
+@dataclass
+class Run:
+    """What :func:`run` returns: the trained model and how it got there."""
+
+    recipe: Recipe
+    model: nn.Module
+    history: train.History
+    params: int
+    device: str
+    wall_seconds: float
+    fast: bool
+    data_sources: dict[str, str]
+    metrics: dict[str, float]
+
+
+def build_model(recipe: Recipe) -> nn.Module:
+    """The recipe's model, freshly initialised."""
+    return models.create(recipe.model, **recipe.model_kwargs)
+
+
+def _optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                               weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=recipe.lr,
+                                weight_decay=recipe.weight_decay)
+    raise ValueError(f"recipe {recipe.name}: unknown optimizer {recipe.optimizer!r}")
+
+
+def _scheduler(recipe: Recipe, optimizer, epochs: int, steps_per_epoch: int):
+    if recipe.scheduler is None:
+        return None
+    if recipe.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(epochs // 3, 1),
+                                               gamma=0.1)
+    if recipe.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, epochs=epochs,
+                                                   steps_per_epoch=steps_per_epoch)
+    if recipe.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=2)
+    raise ValueError(f"recipe {recipe.name}: unknown scheduler {recipe.scheduler!r}")
+
+
+def loaders(recipe: Recipe, *, fast: bool | None = None, device: str | torch.device = "cpu"):
+    """Train and test batches for the recipe (FAST slices when ``fast``)."""
+    train_set = data.load(recipe.dataset, "train", fast=fast)
+    test_set = data.load(recipe.dataset, "test", fast=fast)
+    train_loader = data.Loader(train_set, recipe.batch_size, shuffle=True, device=device,
+                               seed=recipe.seed)
+    test_loader = data.Loader(test_set, 1000, device=device)
+    if recipe.task == "digit-sum":
+        return (data.DigitSumLoader(train_loader, seed=recipe.seed),
+                data.DigitSumLoader(test_loader, seed=recipe.seed + 1, fixed=True))
+    return train_loader, test_loader
+
+
+def run(recipe: Recipe | str, *, epochs: int | None = None, fast: bool | None = None,
+        device: str | torch.device | None = None, checkpoint: str | Path | None = None,
+        resume: bool = False) -> Run:
+    """Train a recipe from scratch (or resume it) and evaluate it.
+
+    Args:
+        recipe: a :class:`Recipe` or its name.
+        epochs: override the recipe's epoch count (a shorter run says so in its record).
+        fast: FAST slices of the data; defaults to ``EVAKIT_FAST``.
+        device: training device; the fastest available by default.
+        checkpoint: file checkpointed every epoch.
+        resume: continue from ``checkpoint``.
+    """
+    recipe = get(recipe) if isinstance(recipe, str) else recipe
+    if epochs is not None:
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        recipe = replace(recipe, epochs=epochs)
+    fast = data.is_fast() if fast is None else fast
+    device = torch.device(device) if device is not None else train.pick_device()
+    train.seed_everything(recipe.seed)
+    train_batches, test_batches = loaders(recipe, fast=fast, device=device)
+    model = build_model(recipe).to(device)
+    optimizer = _optimizer(recipe, model)
+    scheduler = _scheduler(recipe, optimizer, recipe.epochs, len(train_batches))
+    digit_sum = recipe.task == "digit-sum"
+    t0 = time.perf_counter()
+    history = train.fit(model, train_batches, test_batches, recipe.epochs, optimizer, scheduler,
+                        loss_fn=digit_sum_loss if digit_sum else F.cross_entropy,
+                        correct_fn=digit_sum_correct if digit_sum else train.top1,
+                        checkpoint=checkpoint, resume=resume)
+    wall = time.perf_counter() - t0
+    metrics = {"test_acc": history.test_acc[-1]}
+    if digit_sum:
+        metrics.update(digit_sum_accuracies(model, test_batches))
+    inner = [getattr(b, "loader", b) for b in (train_batches, test_batches)]
+    return Run(recipe, model, history, models.count_parameters(model), str(device), wall, fast,
+               {"train": inner[0].data.source, "test": inner[1].data.source}, metrics)
+
+
+def digit_sum_accuracies(model: nn.Module, batches) -> dict[str, float]:
+    """Test accuracy (%) of the digit head and of the sum head separately."""
+    model.eval()
+    device = next(model.parameters()).device
+    hits = torch.zeros(2)
+    seen = 0
+    with torch.no_grad():
+        for (x, n), y in batches:
+            out = model(x.to(device), n.to(device))
+            y = y.to(device)
+            hits[0] += (out[:, :10].argmax(1) == y[:, 0]).sum().item()
+            hits[1] += (out[:, 10:].argmax(1) == y[:, 1]).sum().item()
+            seen += len(y)
+    return {"digit_acc": 100 * hits[0].item() / seen, "sum_acc": 100 * hits[1].item() / seen}
