@@ -158,16 +158,19 @@ def _from_torchvision(name: str, split: str, root: Path) -> ImageSet | None:
     cls = {"mnist": torchvision.datasets.MNIST,
            "fashion-mnist": torchvision.datasets.FashionMNIST,
            "cifar10": torchvision.datasets.CIFAR10}[name]
-    download_dir = root if _writable(root) else Path(tempfile.mkdtemp(prefix="evakit-"))
-    try:
-        ds = cls(str(download_dir / "torchvision"), train=split == "train", download=True)
-    except (OSError, RuntimeError):
-        return None
-    images = np.asarray(ds.data)
+    writable = _writable(root)
+    # Download into a scratch folder that is always removed: only the finished cache stays.
+    with tempfile.TemporaryDirectory(prefix="evakit-download-",
+                                     dir=root if writable else None) as scratch:
+        try:
+            ds = cls(scratch, train=split == "train", download=True)
+        except (OSError, RuntimeError):
+            return None
+        images = np.asarray(ds.data)
+        labels = np.asarray(ds.targets, dtype=np.int64)
     if images.ndim == 3:
         images = images[..., None]
-    labels = np.asarray(ds.targets, dtype=np.int64)
-    if _writable(root):
+    if writable:
         write_cache(cache_path(name, split, root), images, labels)
     return ImageSet(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
                     torch.from_numpy(labels), CLASSES[name], name, split, "torchvision")
