@@ -76,6 +76,7 @@ def _train(args) -> int:
         raise ValueError("--resume needs --checkpoint FILE to resume from")
     if args.record and data.is_fast():
         raise ValueError("--record writes a full run, but EVAKIT_FAST is set: unset it")
+    git = records.git_state()
     run = recipes.run(args.recipe, epochs=args.epochs, device=args.device,
                       checkpoint=args.checkpoint, resume=args.resume)
     print(f"{run.recipe.name}: {run.params:,} parameters, final test accuracy "
@@ -83,7 +84,7 @@ def _train(args) -> int:
           f"({run.wall_seconds:.0f} s on {run.device})"
           + "".join(f", {k} {v:.2f}%" for k, v in run.metrics.items() if k != "test_acc"))
     if args.record:
-        print("record written to", records.save(records.make(run)))
+        print("record written to", records.save(records.make(run, git=git)))
     return 0
 
 

@@ -55,8 +55,20 @@ def _device_name(device: str) -> str:
            f"{torch.get_num_threads()} torch threads"
 
 
-def make(run, command: str | None = None) -> dict:
-    """A record (a JSON-ready dict) from a :class:`evakit.recipes.Run`."""
+def git_state() -> dict:
+    """The commit the code is at, and whether tracked files differ from it."""
+    return {"git_commit": _git("rev-parse", "HEAD"),
+            "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def make(run, command: str | None = None, git: dict | None = None) -> dict:
+    """A record (a JSON-ready dict) from a :class:`evakit.recipes.Run`.
+
+    Args:
+        run: the finished run.
+        command: the command line that produced it (default: this process's).
+        git: :func:`git_state` taken when the run started (default: taken now).
+    """
     import torchvision
 
     recipe = run.recipe
@@ -80,8 +92,7 @@ def make(run, command: str | None = None) -> dict:
         "wall_seconds": round(run.wall_seconds, 1),
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "torchvision": torchvision.__version__, "evakit": __version__},
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        **(git or git_state()),
         "command": command or " ".join(["evakit", *sys.argv[1:]]),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
