@@ -127,7 +127,7 @@ def screenshot(html_dir: Path) -> Path:
 
 
 def main() -> int:
-    html_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "_build" / "html"
+    html_dir = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT / "_build" / "html"
     problems = check(html_dir)
     shot = screenshot(html_dir)
     print("screenshot of session 0:", shot)

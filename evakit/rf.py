@@ -161,7 +161,8 @@ class _Tracker(TorchFunctionMode):
             stride = tuple(size_in[i] // size_out[i] for i in range(2))
             return _grow(widest, kernel, stride)
         if name == "linear" and isinstance(x, torch.Tensor) and x.ndim == 2:
-            return Info(widest.jump, tuple(float(v) for v in self.image_hw))
+            return Info(widest.jump, tuple(max(float(v), r)
+                                           for v, r in zip(self.image_hw, widest.rf, strict=True)))
         return widest
 
 

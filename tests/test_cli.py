@@ -1,0 +1,67 @@
+"""The evakit command: good paths, and one sentence + exit 2 for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from evakit import cli, recipes, records
+
+
+def _evakit(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "evakit.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["train", "no-such-recipe"], "unknown recipe 'no-such-recipe'"),
+    (["train", "s01/rf-net", "--epochs", "zero"], "expected a positive integer"),
+    (["train", "s01/rf-net", "--epochs", "-3"], "expected a positive integer"),
+    (["train", "s01/rf-net", "--resume"], "--resume needs --checkpoint"),
+    (["summary", "nothing"], "neither a recipe nor a model"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_sentence_and_exit_2(args, says, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        raise SystemExit(cli.main(args))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1
+
+
+def test_record_refused_in_fast_mode(monkeypatch, capsys):
+    monkeypatch.setenv("EVAKIT_FAST", "1")
+    assert cli.main(["train", "s01/rf-net", "--record"]) == 2
+    assert "EVAKIT_FAST" in capsys.readouterr().err
+
+
+def test_recipes_and_summary_print(capsys):
+    assert cli.main(["recipes"]) == 0
+    assert "s01/rf-net" in capsys.readouterr().out
+    assert cli.main(["summary", "s01/rf-net"]) == 0
+    out = capsys.readouterr().out
+    assert "RF" in out and "total" in out
+
+
+def test_train_record_writes_the_record_and_nothing_else(tmp_path, monkeypatch, capsys):
+    # The full-data path is exercised by the recorded runs themselves; here the run is made
+    # small (FAST data, 1 epoch) so the test checks what --record writes, and where.
+    real_run = recipes.run
+    monkeypatch.setattr(recipes, "run", lambda name, **kw: real_run(name, **{**kw, "fast": True}))
+    monkeypatch.delenv("EVAKIT_FAST", raising=False)
+    monkeypatch.setenv("EVAKIT_RECORDS", str(tmp_path / "records"))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "s01/rf-net", "--epochs", "1", "--record"]) == 0
+    written = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]
+    assert [str(p) for p in written] == ["records/s01/rf-net.json"]
+    record = json.loads((tmp_path / "records/s01/rf-net.json").read_text())
+    assert record["recipe"] == "s01/rf-net" and record["epochs_run"] == 1
+    assert record["shortened"] and record["epochs_planned"] == 10
+    assert len(record["history"]["test_acc"]) == 1 and record["params"] == 25236
+    assert "SHORTENED" in records.provenance(record)
+
+
+def test_console_script_runs_as_a_module():
+    done = _evakit("recipes")
+    assert done.returncode == 0 and "s25/digit-sum" in done.stdout
