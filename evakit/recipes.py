@@ -54,7 +54,8 @@ _add(Recipe("s01/rf-net", "1", "Session 1 assignment: 3×3 convs, max pooling, 1
             "RF covers the digit.", "s01/rf-net", epochs=10, lr=0.01))
 for _k in (3, 5, 7, 11):
     _add(Recipe(f"s02/kernel-{_k}", "2", f"Session 2: first layer of {_k}×{_k} kernels, to look "
-                "at what they learn.", "s02/first-kernel", {"kernel": _k}, epochs=5, lr=0.01))
+                "at what they learn.", "s02/first-kernel", {"kernel": _k}, epochs=5,
+                batch_size=64, optimizer="adam", lr=2e-3))
 _add(Recipe("s25/digit-sum", "2.5", "Session 2.5 assignment: an MNIST digit plus a random "
             "integer 0–9 (one-hot) → the digit and the sum.", "s25/digit-sum",
             task="digit-sum", epochs=10, optimizer="adam", lr=1e-3))
