@@ -127,3 +127,31 @@ class DigitSumNet(nn.Module):
         digit = self.digit_head(embedding)
         combined = torch.cat([embedding, nn.functional.one_hot(number, 10).float()], dim=1)
         return torch.cat([digit, self.sum_head(combined)], dim=1)
+
+
+@register("s03/assignment")
+class Session3Net(nn.Module):
+    """Session 3's assignment: ≥ 99.4 % on MNIST with < 20 000 parameters in < 20 epochs.
+
+    3×3 convolutions with batch norm and dropout after each, one max pool at RF 6 followed by a
+    1×1 transition that halves the channels, global average pooling, and a single FC layer.
+    """
+
+    def __init__(self, dropout: float = 0.05) -> None:
+        super().__init__()
+        p = dropout
+        self.features = nn.Sequential(
+            conv_block(1, 10, bn=True, dropout=p),             # 28→26, RF 3
+            conv_block(10, 16, bn=True, dropout=p),            # →24, RF 5
+            nn.MaxPool2d(2),                                    # →12, RF 6
+            conv_block(16, 10, 1, bn=True),                    # 1×1 transition
+            conv_block(10, 16, bn=True, dropout=p),            # →10, RF 10
+            conv_block(16, 16, bn=True, dropout=p),            # →8, RF 14
+            conv_block(16, 16, bn=True, dropout=p),            # →6, RF 18
+            conv_block(16, 16, padding=1, bn=True, dropout=p),  # →6, RF 22
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.classifier = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))

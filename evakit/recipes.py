@@ -36,6 +36,7 @@ class Recipe:
     momentum: float = 0.9
     weight_decay: float = 0.0
     scheduler: str | None = None    # None, "step", "onecycle" or "plateau"
+    rotation: float = 0.0           # random rotation of training images, ± degrees
     seed: int = 1
 
     def config(self) -> dict:
@@ -59,6 +60,9 @@ for _k in (3, 5, 7, 11):
 _add(Recipe("s25/digit-sum", "2.5", "Session 2.5 assignment: an MNIST digit plus a random "
             "integer 0–9 (one-hot) → the digit and the sum.", "s25/digit-sum",
             task="digit-sum", epochs=10, optimizer="adam", lr=1e-3))
+_add(Recipe("s03/assignment", "3", "Session 3 assignment: ≥ 99.4 % with < 20 000 parameters, "
+            "< 20 epochs, BN + dropout + GAP + one FC.", "s03/assignment", epochs=19,
+            lr=0.05, scheduler="onecycle", rotation=7.0))
 
 
 def names() -> list[str]:
@@ -132,8 +136,9 @@ def loaders(recipe: Recipe, *, fast: bool | None = None, device: str | torch.dev
     """Train and test batches for the recipe (FAST slices when ``fast``)."""
     train_set = data.load(recipe.dataset, "train", fast=fast)
     test_set = data.load(recipe.dataset, "test", fast=fast)
+    augment = data.random_rotation(recipe.rotation) if recipe.rotation else None
     train_loader = data.Loader(train_set, recipe.batch_size, shuffle=True, device=device,
-                               seed=recipe.seed)
+                               seed=recipe.seed, augment=augment)
     test_loader = data.Loader(test_set, 1000, device=device)
     if recipe.task == "digit-sum":
         return (data.DigitSumLoader(train_loader, seed=recipe.seed),
