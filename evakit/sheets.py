@@ -1,0 +1,253 @@
+"""Excel workbooks for sessions 2 and 3 whose every derived cell is a live formula.
+
+The network is the course's 2-2-2 example: inputs i1, i2; hidden h1 = w1·i1 + w2·i2,
+h2 = w3·i1 + w4·i2 with a_h = σ(h); outputs o1 = w5·a_h1 + w6·a_h2, o2 = w7·a_h1 + w8·a_h2 with
+a_o = σ(o); error E_total = ½(t1 − a_o1)² + ½(t2 − a_o2)². The sheet ``network`` holds the inputs,
+targets and initial weights; each learning-rate sheet has its own η and one row per step, whose
+weights are the previous row's minus η times its gradients. Change any number on ``network`` and
+every sheet recomputes.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.chart import LineChart, Reference
+from openpyxl.chart.series import SeriesLabel
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+DEFAULT_INPUTS = (0.05, 0.10)
+DEFAULT_TARGETS = (0.01, 0.99)
+DEFAULT_WEIGHTS = (0.15, 0.20, 0.25, 0.30, 0.40, 0.45, 0.50, 0.55)
+DEFAULT_LEARNING_RATES = (0.1, 0.2, 0.5, 0.8, 1.0, 2.0)
+
+FORWARD = ["h1", "h2", "a_h1", "a_h2", "o1", "o2", "a_o1", "a_o2", "E1", "E2", "E_total"]
+WEIGHTS = [f"w{i}" for i in range(1, 9)]
+GRADIENTS = [f"∂E_total/∂{w}" for w in WEIGHTS]
+
+# Column formulas in the notation of the derivation; {name} is replaced by a cell reference.
+FORMULAS = {
+    "h1": "{w1}*{i1}+{w2}*{i2}",
+    "h2": "{w3}*{i1}+{w4}*{i2}",
+    "a_h1": "1/(1+EXP(-{h1}))",
+    "a_h2": "1/(1+EXP(-{h2}))",
+    "o1": "{w5}*{a_h1}+{w6}*{a_h2}",
+    "o2": "{w7}*{a_h1}+{w8}*{a_h2}",
+    "a_o1": "1/(1+EXP(-{o1}))",
+    "a_o2": "1/(1+EXP(-{o2}))",
+    "E1": "0.5*({t1}-{a_o1})^2",
+    "E2": "0.5*({t2}-{a_o2})^2",
+    "E_total": "{E1}+{E2}",
+    "∂E_total/∂w1": "(({a_o1}-{t1})*{a_o1}*(1-{a_o1})*{w5}+({a_o2}-{t2})*{a_o2}*(1-{a_o2})*{w7})"
+                    "*{a_h1}*(1-{a_h1})*{i1}",
+    "∂E_total/∂w2": "(({a_o1}-{t1})*{a_o1}*(1-{a_o1})*{w5}+({a_o2}-{t2})*{a_o2}*(1-{a_o2})*{w7})"
+                    "*{a_h1}*(1-{a_h1})*{i2}",
+    "∂E_total/∂w3": "(({a_o1}-{t1})*{a_o1}*(1-{a_o1})*{w6}+({a_o2}-{t2})*{a_o2}*(1-{a_o2})*{w8})"
+                    "*{a_h2}*(1-{a_h2})*{i1}",
+    "∂E_total/∂w4": "(({a_o1}-{t1})*{a_o1}*(1-{a_o1})*{w6}+({a_o2}-{t2})*{a_o2}*(1-{a_o2})*{w8})"
+                    "*{a_h2}*(1-{a_h2})*{i2}",
+    "∂E_total/∂w5": "({a_o1}-{t1})*{a_o1}*(1-{a_o1})*{a_h1}",
+    "∂E_total/∂w6": "({a_o1}-{t1})*{a_o1}*(1-{a_o1})*{a_h2}",
+    "∂E_total/∂w7": "({a_o2}-{t2})*{a_o2}*(1-{a_o2})*{a_h1}",
+    "∂E_total/∂w8": "({a_o2}-{t2})*{a_o2}*(1-{a_o2})*{a_h2}",
+}
+# The chain rule behind each column, for the notes sheet.
+CHAIN_RULE = {
+    "h1, h2": "h1 = w1·i1 + w2·i2;  h2 = w3·i1 + w4·i2",
+    "a_h1, a_h2": "a_h = σ(h) = 1 / (1 + e^(−h))",
+    "o1, o2": "o1 = w5·a_h1 + w6·a_h2;  o2 = w7·a_h1 + w8·a_h2",
+    "a_o1, a_o2": "a_o = σ(o)",
+    "E1, E2, E_total": "E1 = ½(t1 − a_o1)²;  E2 = ½(t2 − a_o2)²;  E_total = E1 + E2",
+    "∂E_total/∂w5": "∂E_total/∂a_o1 · ∂a_o1/∂o1 · ∂o1/∂w5 = (a_o1 − t1) · a_o1(1 − a_o1) · a_h1",
+    "∂E_total/∂w6": "(a_o1 − t1) · a_o1(1 − a_o1) · a_h2",
+    "∂E_total/∂w7": "(a_o2 − t2) · a_o2(1 − a_o2) · a_h1",
+    "∂E_total/∂w8": "(a_o2 − t2) · a_o2(1 − a_o2) · a_h2",
+    "∂E_total/∂a_h1": "(a_o1 − t1)·a_o1(1 − a_o1)·w5 + (a_o2 − t2)·a_o2(1 − a_o2)·w7  "
+                      "(a_h1 feeds both outputs)",
+    "∂E_total/∂a_h2": "(a_o1 − t1)·a_o1(1 − a_o1)·w6 + (a_o2 − t2)·a_o2(1 − a_o2)·w8",
+    "∂E_total/∂w1": "∂E_total/∂a_h1 · a_h1(1 − a_h1) · i1",
+    "∂E_total/∂w2": "∂E_total/∂a_h1 · a_h1(1 − a_h1) · i2",
+    "∂E_total/∂w3": "∂E_total/∂a_h2 · a_h2(1 − a_h2) · i1",
+    "∂E_total/∂w4": "∂E_total/∂a_h2 · a_h2(1 − a_h2) · i2",
+    "update": "w ← w − η · ∂E_total/∂w   (each row's weights come from the row above)",
+}
+HEADER_ROW = 4
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")
+
+
+def _numbers(name: str, values, length: int | None = None) -> tuple[float, ...]:
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}") from None
+    if length is not None and len(values) != length:
+        raise ValueError(f"{name} must have {length} numbers, got {len(values)}: {values!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise ValueError(f"{name} must hold finite numbers, got {v!r} in {values!r}")
+    return tuple(float(v) for v in values)
+
+
+def _check(inputs, targets, weights, learning_rates, steps):
+    inputs = _numbers("inputs", inputs, 2)
+    targets = _numbers("targets", targets, 2)
+    weights = _numbers("weights", weights, 8)
+    learning_rates = _numbers("learning_rates", learning_rates)
+    if not learning_rates or any(lr <= 0 for lr in learning_rates):
+        raise ValueError(f"learning_rates must be positive numbers, got {learning_rates!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer of at least 1, got {steps!r}")
+    return inputs, targets, weights, learning_rates
+
+
+def _network_sheet(wb: Workbook, inputs, targets, weights) -> dict[str, str]:
+    """The shared inputs, targets and initial weights; returns name → absolute reference."""
+    ws = wb.active
+    ws.title = "network"
+    ws["A1"] = "2-2-2 network, sigmoid activations, E_total = ½(t1 − a_o1)² + ½(t2 − a_o2)²"
+    ws["A1"].font = Font(bold=True)
+    ws["A2"] = "Edit the yellow cells: every sheet recomputes."
+    refs = {}
+    for row, (name, value) in enumerate(
+            zip(["i1", "i2", "t1", "t2", *WEIGHTS], [*inputs, *targets, *weights],
+                strict=True), start=4):
+        ws.cell(row, 1, name).font = Font(bold=True)
+        cell = ws.cell(row, 2, value)
+        cell.fill = INPUT_FILL
+        refs[name] = f"network!$B${row}"
+    ws.column_dimensions["A"].width = 10
+    return refs
+
+
+def _step_sheet(wb: Workbook, lr: float, steps: int, net: dict[str, str],
+                forward_only: bool) -> tuple[Worksheet, int]:
+    """One sheet per learning rate; returns (the sheet, column of E_total)."""
+    ws = wb.create_sheet(f"lr={lr:g}")
+    ws["A1"], ws["B1"] = "η (learning rate)", lr
+    ws["B1"].fill = INPUT_FILL
+    ws["A2"] = "One row per step; weights of step n+1 = weights of step n − η·gradients of step n."
+    eta = "$B$1"
+    columns = ["step", *WEIGHTS, *FORWARD] + ([] if forward_only else GRADIENTS)
+    col = {name: i + 1 for i, name in enumerate(columns)}
+    for name, c in col.items():
+        cell = ws.cell(HEADER_ROW, c, name)
+        cell.font, cell.fill = Font(bold=True), HEADER_FILL
+        cell.alignment = Alignment(horizontal="center")
+        ws.column_dimensions[get_column_letter(c)].width = 14 if name.startswith("∂") else 10
+    for step in range(steps):
+        r = HEADER_ROW + 1 + step
+        here = {name: f"{get_column_letter(c)}{r}" for name, c in col.items()}
+        refs = {**{k: net[k] for k in ("i1", "i2", "t1", "t2")}, **here}
+        ws.cell(r, col["step"], step)
+        for w in WEIGHTS:
+            if step == 0:
+                formula = f"={net[w]}"
+            else:
+                above = r - 1
+                formula = (f"={get_column_letter(col[w])}{above}-{eta}*"
+                           f"{get_column_letter(col['∂E_total/∂' + w])}{above}")
+            ws.cell(r, col[w], formula)
+        for name in FORWARD + ([] if forward_only else GRADIENTS):
+            ws.cell(r, col[name], "=" + FORMULAS[name].format(**refs))
+    ws.freeze_panes = ws.cell(HEADER_ROW + 1, 2)
+    return ws, col["E_total"]
+
+
+def _chart(title: str, series: list[tuple[Worksheet, str, int]], steps: int) -> LineChart:
+    """A line chart of E_total against step, one line per (sheet, label, column)."""
+    chart = LineChart()
+    chart.title = title
+    chart.x_axis.title = "step"
+    chart.y_axis.title = "E_total"
+    chart.height, chart.width = 9, 16
+    for ws, label, column in series:
+        chart.add_data(Reference(ws, min_col=column, min_row=HEADER_ROW + 1,
+                                 max_row=HEADER_ROW + steps))
+        chart.series[-1].tx = SeriesLabel(v=label)
+        chart.series[-1].smooth = False
+    return chart
+
+
+def _notes_sheet(wb: Workbook) -> None:
+    ws = wb.create_sheet("notes")
+    ws["A1"] = "The chain rule behind each column"
+    ws["A1"].font = Font(bold=True)
+    for row, (column, rule) in enumerate(CHAIN_RULE.items(), start=3):
+        ws.cell(row, 1, column).font = Font(bold=True)
+        ws.cell(row, 2, rule)
+    ws.column_dimensions["A"].width = 18
+    ws.column_dimensions["B"].width = 100
+
+
+def _save(wb: Workbook, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
+    os.close(fd)
+    try:
+        wb.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def backprop_workbook(path: str | Path, *, inputs: Sequence[float] = DEFAULT_INPUTS,
+                      targets: Sequence[float] = DEFAULT_TARGETS,
+                      weights: Sequence[float] = DEFAULT_WEIGHTS,
+                      learning_rates: Sequence[float] = DEFAULT_LEARNING_RATES,
+                      steps: int = 50) -> Path:
+    """Write session 3's backpropagation workbook.
+
+    Args:
+        path: the .xlsx to write (atomically).
+        inputs: i1, i2.
+        targets: t1, t2.
+        weights: initial w1 … w8.
+        learning_rates: one sheet per learning rate η.
+        steps: rows (gradient-descent steps) per sheet.
+
+    Returns:
+        The path written.
+    """
+    inputs, targets, weights, learning_rates = _check(inputs, targets, weights,
+                                                      learning_rates, steps)
+    return _write(path, inputs, targets, weights, learning_rates, steps, forward_only=False)
+
+
+def feedforward_workbook(path: str | Path, *, inputs: Sequence[float] = DEFAULT_INPUTS,
+                         targets: Sequence[float] = DEFAULT_TARGETS,
+                         weights: Sequence[float] = DEFAULT_WEIGHTS) -> Path:
+    """Write session 2's workbook: the same network's forward pass and error, one row."""
+    inputs, targets, weights, _ = _check(inputs, targets, weights, (1.0,), 1)
+    return _write(path, inputs, targets, weights, (1.0,), 1, forward_only=True)
+
+
+def _write(path, inputs, targets, weights, learning_rates, steps, forward_only) -> Path:
+    wb = Workbook()
+    net = _network_sheet(wb, inputs, targets, weights)
+    series = []
+    for lr in learning_rates:
+        ws, column = _step_sheet(wb, lr, steps, net, forward_only)
+        series.append((ws, f"η = {lr:g}", column))
+    if forward_only:
+        series[0][0].title = "forward"
+    else:
+        for ws, label, column in series:
+            ws.add_chart(_chart(f"E_total, {label}", [(ws, label, column)], steps),
+                         f"A{HEADER_ROW + steps + 3}")
+        curves = wb.create_sheet("curves", 1)
+        curves["A1"] = "E_total against step for every learning rate"
+        curves.add_chart(_chart("E_total for each learning rate", series, steps), "A3")
+        _notes_sheet(wb)
+    return _save(wb, path)

@@ -1,0 +1,145 @@
+"""The backprop workbook: live formulas, recalculated by LibreOffice, equal to torch autograd."""
+
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+import torch
+
+from evakit import sheets
+
+LEARNING_RATES = (0.1, 0.2, 0.5, 0.8, 1.0, 2.0)
+STEPS = 12
+SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+needs_libreoffice = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed "
+                                       "(.ci/run installs libreoffice-calc-nogui)")
+
+
+def torch_reference(lr: float, steps: int, inputs=sheets.DEFAULT_INPUTS,
+                    targets=sheets.DEFAULT_TARGETS, weights=sheets.DEFAULT_WEIGHTS):
+    """The same network in float64 with autograd and plain SGD: one dict per step."""
+    w = torch.tensor(weights, dtype=torch.float64, requires_grad=True)
+    i = torch.tensor(inputs, dtype=torch.float64)
+    t = torch.tensor(targets, dtype=torch.float64)
+    rows = []
+    for _ in range(steps):
+        a_h = torch.sigmoid(torch.stack([w[0] * i[0] + w[1] * i[1], w[2] * i[0] + w[3] * i[1]]))
+        o = torch.stack([w[4] * a_h[0] + w[5] * a_h[1], w[6] * a_h[0] + w[7] * a_h[1]])
+        a_o = torch.sigmoid(o)
+        e = 0.5 * (t - a_o) ** 2
+        e_total = e.sum()
+        (grad,) = torch.autograd.grad(e_total, w)
+        row = {f"w{k + 1}": w[k].item() for k in range(8)}
+        row |= {"a_h1": a_h[0].item(), "a_h2": a_h[1].item(), "o1": o[0].item(),
+                "o2": o[1].item(), "a_o1": a_o[0].item(), "a_o2": a_o[1].item(),
+                "E1": e[0].item(), "E2": e[1].item(), "E_total": e_total.item()}
+        row |= {f"∂E_total/∂w{k + 1}": grad[k].item() for k in range(8)}
+        rows.append(row)
+        with torch.no_grad():
+            w -= lr * grad
+    return rows
+
+
+def recalculated(path: Path, out_dir: Path) -> openpyxl.Workbook:
+    """Open the workbook in LibreOffice, recalculate, save; load the computed values."""
+    subprocess.run([SOFFICE, "--headless", "--calc", "--convert-to", "xlsx", "--outdir",
+                    str(out_dir), str(path)], check=True, capture_output=True, timeout=180,
+                   env={"HOME": str(out_dir), "PATH": "/usr/bin:/bin"})
+    return openpyxl.load_workbook(out_dir / path.name, data_only=True)
+
+
+def formula_cells(path: Path) -> int:
+    wb = openpyxl.load_workbook(path)
+    return sum(1 for ws in wb for row in ws.iter_rows() for c in row
+               if isinstance(c.value, str) and c.value.startswith("="))
+
+
+def check_against_torch(path: Path, tmp_path: Path) -> int:
+    """Fail unless every derived cell is a formula whose LibreOffice value equals torch's."""
+    written = openpyxl.load_workbook(path)
+    computed = recalculated(path, tmp_path / "lo")
+    compared = 0
+    for lr in LEARNING_RATES:
+        formulas, values = written[f"lr={lr:g}"], computed[f"lr={lr:g}"]
+        header = [c.value for c in formulas[sheets.HEADER_ROW]]
+        for step, expected in enumerate(torch_reference(lr, STEPS)):
+            r = sheets.HEADER_ROW + 1 + step
+            for name, value in expected.items():
+                col = header.index(name) + 1
+                cell = formulas.cell(r, col).value
+                assert isinstance(cell, str) and cell.startswith("="), \
+                    f"{name} at step {step} (lr {lr}) is a typed value, not a formula: {cell!r}"
+                got = values.cell(r, col).value
+                assert got == pytest.approx(value, abs=1e-9), (lr, step, name)
+                compared += 1
+    return compared
+
+
+@needs_libreoffice
+def test_libreoffice_recalculation_equals_torch_autograd(tmp_path):
+    path = sheets.backprop_workbook(tmp_path / "backprop.xlsx", learning_rates=LEARNING_RATES,
+                                    steps=STEPS)
+    compared = check_against_torch(path, tmp_path)
+    assert compared == len(LEARNING_RATES) * STEPS * 25
+
+
+@needs_libreoffice
+def test_a_workbook_of_typed_values_fails_the_proof(tmp_path):
+    path = sheets.backprop_workbook(tmp_path / "backprop.xlsx", learning_rates=LEARNING_RATES,
+                                    steps=STEPS)
+    values = recalculated(path, tmp_path / "values")      # the computed numbers, no formulas
+    values.save(tmp_path / "typed.xlsx")
+    assert formula_cells(tmp_path / "typed.xlsx") == 0
+    with pytest.raises(AssertionError, match="typed value, not a formula"):
+        check_against_torch(tmp_path / "typed.xlsx", tmp_path / "again")
+
+
+@needs_libreoffice
+def test_changing_a_weight_in_the_sheet_changes_everything(tmp_path):
+    path = sheets.backprop_workbook(tmp_path / "b.xlsx", learning_rates=(0.5,), steps=3)
+    wb = openpyxl.load_workbook(path)
+    wb["network"]["B8"] = 0.9            # w1
+    wb.save(path)
+    values = recalculated(path, tmp_path / "lo")["lr=0.5"]
+    expected = torch_reference(0.5, 3, weights=(0.9, *sheets.DEFAULT_WEIGHTS[1:]))
+    header = [c.value for c in values[sheets.HEADER_ROW]]
+    got = values.cell(sheets.HEADER_ROW + 3, header.index("E_total") + 1).value
+    assert got == pytest.approx(expected[2]["E_total"], abs=1e-9)
+
+
+def test_structure_headers_notes_and_charts(tmp_path):
+    path = sheets.backprop_workbook(tmp_path / "b.xlsx", learning_rates=(0.1, 2.0), steps=4)
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["network", "curves", "lr=0.1", "lr=2", "notes"]
+    header = [c.value for c in wb["lr=0.1"][sheets.HEADER_ROW]]
+    assert header[:9] == ["step", *sheets.WEIGHTS]
+    assert "E_total" in header and "∂E_total/∂w1" in header
+    assert wb["lr=2"]["B1"].value == 2.0
+    notes = [c.value for c in wb["notes"]["A"]]
+    assert "∂E_total/∂w1" in notes and "update" in notes
+    names = zipfile.ZipFile(path).namelist()      # openpyxl does not read charts back
+    assert sum(n.startswith("xl/charts/chart") for n in names) == 3   # 2 sheets + overview
+
+
+def test_feedforward_workbook_has_the_forward_pass_only(tmp_path):
+    wb = openpyxl.load_workbook(sheets.feedforward_workbook(tmp_path / "ff.xlsx"))
+    header = [c.value for c in wb["forward"][sheets.HEADER_ROW]]
+    assert "E_total" in header and not any(str(h).startswith("∂") for h in header)
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    ({"inputs": (0.05,)}, "inputs must have 2 numbers"),
+    ({"weights": (0.1,) * 7}, "weights must have 8 numbers"),
+    ({"targets": (0.01, "high")}, "targets must hold finite numbers"),
+    ({"learning_rates": (0.5, -1)}, "learning_rates must be positive"),
+    ({"steps": 0}, "steps must be an integer of at least 1"),
+    ({"steps": 2.5}, "steps must be an integer"),
+    ({"inputs": 3}, "inputs must be a sequence of numbers"),
+])
+def test_bad_arguments_are_one_clear_error(tmp_path, kwargs, says):
+    with pytest.raises(ValueError, match=says):
+        sheets.backprop_workbook(tmp_path / "x.xlsx", **kwargs)
+    assert not list(tmp_path.iterdir())
