@@ -3,6 +3,8 @@
     evakit recipes                         list the recipes
     evakit train RECIPE [--epochs N] [--record] [--checkpoint F [--resume]]
     evakit summary RECIPE|MODEL            the EVA table (layers, shapes, RF, params)
+    evakit sheet backprop|feedforward -o FILE [--lr LR ...] [--steps N]
+    evakit check SESSION RECORD            grade a recorded run (a recipe name or a JSON path)
     evakit notebooks [--check]             regenerate (or check) the sessions' .ipynb twins
 
 Bad input ends with one sentence on stderr and exit status 2.
@@ -33,6 +35,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="evakit", description="The evakit course toolkit.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -45,8 +57,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint", type=Path, help="checkpoint file, written every epoch")
     t.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     t.add_argument("--device", help="cpu, cuda, mps (default: the fastest here)")
+    t.add_argument("--seed", type=int, help="another seed than the recipe's (record: -seedN)")
     s = sub.add_parser("summary", help="layer table with shapes, RF and parameters")
     s.add_argument("name", help="a recipe or a model name")
+    w = sub.add_parser("sheet", help="write an Excel workbook with live formulas")
+    w.add_argument("kind", choices=["backprop", "feedforward"])
+    w.add_argument("-o", "--output", type=Path, required=True, help="the .xlsx to write")
+    w.add_argument("--lr", type=_positive_float, nargs="+", help="learning rates (backprop)")
+    w.add_argument("--steps", type=_positive, default=50, help="steps per sheet (backprop)")
+    c = sub.add_parser("check", help="grade a recorded run against an assignment")
+    c.add_argument("session", help="s03 or s04")
+    c.add_argument("record", help="a recipe name (its book/records file) or a record's path")
     n = sub.add_parser("notebooks", help="regenerate the sessions' .ipynb twins")
     n.add_argument("--check", action="store_true", help="only report stale twins (exit 1)")
     return p
@@ -77,7 +98,7 @@ def _train(args) -> int:
     if args.record and data.is_fast():
         raise ValueError("--record writes a full run, but EVAKIT_FAST is set: unset it")
     git = records.git_state()
-    run = recipes.run(args.recipe, epochs=args.epochs, device=args.device,
+    run = recipes.run(args.recipe, epochs=args.epochs, seed=args.seed, device=args.device,
                       checkpoint=args.checkpoint, resume=args.resume)
     print(f"{run.recipe.name}: {run.params:,} parameters, final test accuracy "
           f"{run.history.test_acc[-1]:.2f}% after {len(run.history)} epochs "
@@ -103,6 +124,36 @@ def _summary(args) -> int:
     return 0
 
 
+def _sheet(args) -> int:
+    from evakit import sheets
+    if args.kind == "backprop":
+        lrs = tuple(args.lr) if args.lr else sheets.DEFAULT_LEARNING_RATES
+        path = sheets.backprop_workbook(args.output, learning_rates=lrs, steps=args.steps)
+    else:
+        path = sheets.feedforward_workbook(args.output)
+    print("wrote", path)
+    return 0
+
+
+def _check(args) -> int:
+    import json
+
+    from evakit import check, records
+    path = Path(args.record)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise ValueError(f"no record file at {path}")
+        record = json.loads(path.read_text())
+    else:
+        try:
+            record = records.load(args.record)
+        except FileNotFoundError as e:
+            raise ValueError(str(e)) from None
+    report = check.grade(args.session, record)
+    print(report)
+    return 0 if report.passed else 1
+
+
 def _notebooks(args) -> int:
     from evakit import notebooks
     root = Path.cwd()
@@ -119,8 +170,8 @@ def _notebooks(args) -> int:
     return 0
 
 
-_COMMANDS = {"recipes": _recipes, "train": _train, "summary": _summary,
-             "notebooks": _notebooks}
+_COMMANDS = {"recipes": _recipes, "train": _train, "summary": _summary, "sheet": _sheet,
+             "check": _check, "notebooks": _notebooks}
 
 
 if __name__ == "__main__":

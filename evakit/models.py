@@ -155,3 +155,76 @@ class Session3Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+@register("s04/setup")
+class SetupNet(nn.Module):
+    """Session 4, code 1 (setup): the 6.3 M-parameter starting point.
+
+    Padded 3×3 convolutions 32 → 64, pool, 128 → 256, pool, then unpadded 512 → 1024 → 10 on
+    the 7×7 map. It works, but with about 6.4 million parameters for 28×28 digits.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_block(1, 32, padding=1), conv_block(32, 64, padding=1), nn.MaxPool2d(2),
+            conv_block(64, 128, padding=1), conv_block(128, 256, padding=1), nn.MaxPool2d(2),
+            conv_block(256, 512), conv_block(512, 1024), nn.Conv2d(1024, 10, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).flatten(1)
+
+
+@register("s04/drill")
+class DrillNet(nn.Module):
+    """Session 4, codes 2–10 and the assignment steps: one skeleton, switched on piece by piece.
+
+    ``block1`` unpadded 3×3 convolutions → 2×2 max pool → a 1×1 transition to ``transition``
+    channels → ``block2`` unpadded 3×3 convolutions → ``padded`` 3×3 convolutions with
+    padding 1 → a head. Head ``"conv"``: 1×1 to 10 channels, then one convolution as large as
+    the remaining map (the 7×7 of the seed). Head ``"gap"``: global average pooling, optional
+    1×1 layers of ``after_gap`` channels (capacity after GAP), then 1×1 to 10. Every conv but
+    the last is followed by ReLU, then batch norm (``bn``) and dropout (``dropout``).
+    """
+
+    def __init__(self, block1: tuple[int, ...] = (32, 64, 128), transition: int = 32,
+                 block2: tuple[int, ...] = (64, 128), padded: tuple[int, ...] = (),
+                 head: str = "conv", after_gap: tuple[int, ...] = (), bn: bool = False,
+                 dropout: float = 0.0, bias: bool = False) -> None:
+        super().__init__()
+        if head not in ("conv", "gap"):
+            raise ValueError(f"head must be 'conv' or 'gap', got {head!r}")
+
+        def block(c_in, c_out, k=3, padding=0):
+            layers = [nn.Conv2d(c_in, c_out, k, padding=padding, bias=bias), nn.ReLU()]
+            if bn:
+                layers.append(nn.BatchNorm2d(c_out))
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            return nn.Sequential(*layers)
+
+        layers, c, size = [], 1, 28
+        for width in block1:
+            layers.append(block(c, width))
+            c, size = width, size - 2
+        layers += [nn.MaxPool2d(2), block(c, transition, 1)]
+        c, size = transition, size // 2
+        for width in block2:
+            layers.append(block(c, width))
+            c, size = width, size - 2
+        for width in padded:
+            layers.append(block(c, width, padding=1))
+            c = width
+        if head == "conv":
+            layers += [block(c, 10, 1), nn.Conv2d(10, 10, size, bias=bias)]
+        else:
+            layers.append(nn.AdaptiveAvgPool2d(1))
+            for width in after_gap:
+                layers.append(block(c, width, 1))
+                c = width
+            layers.append(nn.Conv2d(c, 10, 1, bias=bias))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x).flatten(1)

@@ -64,6 +64,47 @@ _add(Recipe("s03/assignment", "3", "Session 3 assignment: ≥ 99.4 % with < 20 0
             "< 20 epochs, BN + dropout + GAP + one FC.", "s03/assignment", epochs=19,
             lr=0.05, scheduler="onecycle", rotation=7.0))
 
+# Session 4: ten code iterations, each changing one thing (the seed's drill-down).
+_LIGHT = {"block1": (10, 10, 20), "transition": 10, "block2": (10, 20)}
+_S04_CODES = [
+    ("code01", "setup: a working network, far too big", "s04/setup", {}, {}),
+    ("code02", "skeleton: the right shape, no padding, no biases", "s04/drill", {}, {}),
+    ("code03", "lighter model: the same skeleton with 10–20 channels", "s04/drill", _LIGHT, {}),
+    ("code04", "+ batch normalization", "s04/drill", {**_LIGHT, "bn": True}, {}),
+    ("code05", "+ dropout (regularization)", "s04/drill",
+     {**_LIGHT, "bn": True, "dropout": 0.1}, {}),
+    ("code06", "+ global average pooling instead of the 7×7 conv", "s04/drill",
+     {**_LIGHT, "bn": True, "dropout": 0.1, "head": "gap"}, {}),
+    ("code07", "+ capacity: two padded 3×3 layers before GAP", "s04/drill",
+     {**_LIGHT, "block2": (10, 16), "padded": (16, 16), "bn": True, "dropout": 0.1,
+      "head": "gap"}, {}),
+    ("code08", "max pool at RF 5, dropout on every layer, capacity after GAP", "s04/drill",
+     {"block1": (8, 16), "transition": 8, "block2": (12, 16, 16), "padded": (16,),
+      "bn": True, "dropout": 0.05, "head": "gap", "after_gap": (16,)}, {}),
+    ("code09", "+ image augmentation: random rotation ±7°", "s04/drill",
+     {"block1": (8, 16), "transition": 8, "block2": (12, 16, 16), "padded": (16,),
+      "bn": True, "dropout": 0.05, "head": "gap", "after_gap": (16,)}, {"rotation": 7.0}),
+    ("code10", "+ LR scheduler: StepLR, ÷10 every 5 epochs", "s04/drill",
+     {"block1": (8, 16), "transition": 8, "block2": (12, 16, 16), "padded": (16,),
+      "bn": True, "dropout": 0.05, "head": "gap", "after_gap": (16,)},
+     {"rotation": 7.0, "scheduler": "step", "lr": 0.05}),
+]
+for _code, _what, _model, _kwargs, _train in _S04_CODES:
+    _add(Recipe(f"s04/{_code}", "4", f"Session 4 {_code}: {_what}.", _model, _kwargs,
+                **{"epochs": 15, "lr": 0.01, **_train}))
+
+# Session 4 assignment: ≥ 99.4 % in each of the last 3 epochs, ≤ 15 epochs, < 8 000 params.
+_STEP_NET = {"block1": (8, 12), "transition": 8, "block2": (10, 12, 14), "padded": (14,),
+             "bn": True, "head": "gap"}
+_add(Recipe("s04/step1", "4", "Session 4 step 1: the skeleton under budget with BN and GAP.",
+            "s04/drill", _STEP_NET, epochs=15, lr=0.05))
+_add(Recipe("s04/step2", "4", "Session 4 step 2: + dropout and ±7° rotation.", "s04/drill",
+            {**_STEP_NET, "dropout": 0.05}, epochs=15, lr=0.05, rotation=7.0))
+_add(Recipe("s04/step3", "4", "Session 4 step 3: ≤ 6 000 parameters, one-cycle LR.",
+            "s04/drill", {"block1": (8, 10), "transition": 8, "block2": (10, 12, 14),
+                          "padded": (12,), "bn": True, "head": "gap", "dropout": 0.02},
+            epochs=15, lr=0.1, scheduler="onecycle", rotation=6.0))
+
 
 def names() -> list[str]:
     """Every recipe name, sorted."""
@@ -146,24 +187,29 @@ def loaders(recipe: Recipe, *, fast: bool | None = None, device: str | torch.dev
     return train_loader, test_loader
 
 
-def run(recipe: Recipe | str, *, epochs: int | None = None, fast: bool | None = None,
+def run(recipe: Recipe | str, *, epochs: int | None = None, seed: int | None = None,
+        fast: bool | None = None,
         device: str | torch.device | None = None, checkpoint: str | Path | None = None,
-        resume: bool = False) -> Run:
+        resume: bool = False, verbose: bool = True) -> Run:
     """Train a recipe from scratch (or resume it) and evaluate it.
 
     Args:
         recipe: a :class:`Recipe` or its name.
         epochs: override the recipe's epoch count (a shorter run says so in its record).
+        seed: override the recipe's seed (to check that a result holds on other seeds).
         fast: FAST slices of the data; defaults to ``EVAKIT_FAST``.
         device: training device; the fastest available by default.
         checkpoint: file checkpointed every epoch.
         resume: continue from ``checkpoint``.
+        verbose: print one line per epoch.
     """
     recipe = get(recipe) if isinstance(recipe, str) else recipe
     if epochs is not None:
         if not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         recipe = replace(recipe, epochs=epochs)
+    if seed is not None:
+        recipe = replace(recipe, seed=seed)
     fast = data.is_fast() if fast is None else fast
     device = torch.device(device) if device is not None else train.pick_device()
     train.seed_everything(recipe.seed)
@@ -176,7 +222,7 @@ def run(recipe: Recipe | str, *, epochs: int | None = None, fast: bool | None = 
     history = train.fit(model, train_batches, test_batches, recipe.epochs, optimizer, scheduler,
                         loss_fn=digit_sum_loss if digit_sum else F.cross_entropy,
                         correct_fn=digit_sum_correct if digit_sum else train.top1,
-                        checkpoint=checkpoint, resume=resume)
+                        checkpoint=checkpoint, resume=resume, verbose=verbose)
     wall = time.perf_counter() - t0
     metrics = {"test_acc": history.test_acc[-1]}
     if digit_sum:

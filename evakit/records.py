@@ -35,9 +35,10 @@ def records_dir() -> Path:
     return here / "book" / "records"
 
 
-def path_for(recipe: str, directory: Path | None = None) -> Path:
-    """Where the record of ``recipe`` lives."""
-    return (directory or records_dir()) / f"{recipe}.json"
+def path_for(recipe: str, directory: Path | None = None, seed: int | None = None) -> Path:
+    """Where the record of ``recipe`` lives (``-seedN`` added for a run on another seed)."""
+    suffix = f"-seed{seed}" if seed is not None else ""
+    return (directory or records_dir()) / f"{recipe}{suffix}.json"
 
 
 def _git(*args: str) -> str:
@@ -56,9 +57,19 @@ def _device_name(device: str) -> str:
 
 
 def git_state() -> dict:
-    """The commit the code is at, and whether tracked files differ from it."""
-    return {"git_commit": _git("rev-parse", "HEAD"),
-            "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+    """The commit the code is at, and whether tracked files differ from it.
+
+    Where the code runs from a copy without ``.git`` (a remote GPU box), the caller states the
+    commit the copy was made from in ``EVAKIT_GIT_COMMIT``.
+    """
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        return {"git_commit": commit,
+                "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+    stated = os.environ.get("EVAKIT_GIT_COMMIT", "")
+    return {"git_commit": stated, "git_dirty": False,
+            "git_note": "copy without .git; commit stated by EVAKIT_GIT_COMMIT" if stated else
+                        "no git repository"}
 
 
 def make(run, command: str | None = None, git: dict | None = None) -> dict:
@@ -76,6 +87,8 @@ def make(run, command: str | None = None, git: dict | None = None) -> dict:
     planned = get(recipe.name).epochs
     return {
         "recipe": recipe.name,
+        "seed": recipe.seed,
+        "seed_is_default": recipe.seed == get(recipe.name).seed,
         "session": recipe.session,
         "summary": recipe.summary,
         "config": recipe.config(),
@@ -100,7 +113,8 @@ def make(run, command: str | None = None, git: dict | None = None) -> dict:
 
 def save(record: dict, directory: Path | None = None) -> Path:
     """Write a record atomically; returns its path."""
-    path = path_for(record["recipe"], directory)
+    seed = None if record.get("seed_is_default", True) else record["seed"]
+    path = path_for(record["recipe"], directory, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
     try:
@@ -114,9 +128,9 @@ def save(record: dict, directory: Path | None = None) -> Path:
     return path
 
 
-def load(recipe: str, directory: Path | None = None) -> dict:
-    """The record of ``recipe``."""
-    path = path_for(recipe, directory)
+def load(recipe: str, directory: Path | None = None, seed: int | None = None) -> dict:
+    """The record of ``recipe`` (of its run on ``seed``, when that is not the recipe's own)."""
+    path = path_for(recipe, directory, seed)
     if not path.is_file():
         raise FileNotFoundError(f"no record for {recipe!r} at {path}: run "
                                 f"`evakit train {recipe} --record` to make one")

@@ -251,3 +251,41 @@ def _write(path, inputs, targets, weights, learning_rates, steps, forward_only) 
         curves.add_chart(_chart("E_total for each learning rate", series, steps), "A3")
         _notes_sheet(wb)
     return _save(wb, path)
+
+
+def recalculate(path: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Open a workbook in LibreOffice (headless), recalculate every formula, save a copy.
+
+    Returns the recalculated copy (in ``out_dir``, by default a new temporary folder), whose
+    cells hold the computed values next to their formulas.
+
+    Raises:
+        RuntimeError: LibreOffice is not installed.
+    """
+    import shutil
+    import subprocess
+
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if soffice is None:
+        raise RuntimeError("LibreOffice is needed to recalculate the workbook: install it "
+                           "(Debian/Ubuntu/Colab: apt-get install libreoffice-calc-nogui)")
+    path = Path(path)
+    out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="evakit-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # A private profile folder: a second LibreOffice (or a desktop one) cannot block this one.
+    profile = (out_dir / "lo-profile").resolve().as_uri()
+    subprocess.run([soffice, f"-env:UserInstallation={profile}", "--headless", "--calc",
+                    "--convert-to", "xlsx", "--outdir", str(out_dir), str(path)],
+                   check=True, capture_output=True, timeout=300)
+    return out_dir / path.name
+
+
+def read_columns(path: str | Path, sheet: str) -> dict[str, list]:
+    """The computed values of a (recalculated) step sheet, column name → values per step."""
+    from openpyxl import load_workbook
+
+    ws = load_workbook(path, data_only=True, read_only=True)[sheet]
+    rows = list(ws.iter_rows(min_row=HEADER_ROW, values_only=True))
+    header = rows[0]
+    return {name: [row[i] for row in rows[1:] if row[0] is not None]
+            for i, name in enumerate(header) if name is not None}

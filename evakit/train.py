@@ -121,7 +121,7 @@ def predict(model: nn.Module, loader: Iterable) -> tuple[torch.Tensor, torch.Ten
 def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
         optimizer: torch.optim.Optimizer, scheduler=None, *, loss_fn: LossFn = F.cross_entropy,
         checkpoint: str | Path | None = None, resume: bool = False,
-        correct_fn: CorrectFn = top1, progress: bool | None = None,
+        correct_fn: CorrectFn = top1, progress: bool | None = None, verbose: bool = True,
         stop_after: int | None = None) -> History:
     """Train ``model`` for ``epochs`` and evaluate it on ``test`` after each.
 
@@ -138,6 +138,7 @@ def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
         resume: continue from ``checkpoint`` if it exists.
         progress: a tqdm bar per epoch (True) or one line per epoch (False); by default bars in
             a terminal or an interactive notebook, lines in CI and FAST runs.
+        verbose: print one summary line per epoch.
         stop_after: stop after this epoch (simulates a killed run in tests).
 
     Returns:
@@ -165,9 +166,10 @@ def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
             scheduler.step()
         history.append(train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                        test_acc=test_acc, lr=lr, seconds=time.perf_counter() - t0)
-        print(f"epoch {epoch + 1:>3}/{epochs}  lr {lr:.4g}  train loss {train_loss:.4f} "
-              f"acc {train_acc:6.2f}%  test loss {test_loss:.4f} acc {test_acc:6.2f}%  "
-              f"({history.seconds[-1]:.1f}s)", flush=True)
+        if verbose:
+            print(f"epoch {epoch + 1:>3}/{epochs}  lr {lr:.4g}  train loss {train_loss:.4f} "
+                  f"acc {train_acc:6.2f}%  test loss {test_loss:.4f} acc {test_acc:6.2f}%  "
+                  f"({history.seconds[-1]:.1f}s)", flush=True)
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, optimizer, scheduler, train, history)
         if stop_after is not None and epoch + 1 >= stop_after:

@@ -48,9 +48,17 @@ from evakit import data, models, recipes, records, rf, viz
 # $a = \sigma(\mathbf{w}^\top \mathbf{x} + b)$. A **fully connected** (linear) layer is many
 # neurons reading the same inputs: $\mathbf{a} = \sigma(W\mathbf{x} + \mathbf{b})$. To feed it an
 # image we flatten the image into a vector — and with that, the layer no longer knows which
-# pixels are neighbours. One experiment makes that concrete: shuffle the pixels of every image
+# pixels are neighbours.
+#
+# A two-input, two-hidden, two-output network small enough to compute by hand is in
+# {download}`this workbook <../book/downloads/feedforward.xlsx>` (written by
+# `evakit.sheets.feedforward_workbook`): every cell of its forward pass — $h$, $\sigma(h)$,
+# $o$, $\sigma(o)$ and the error — is a live formula; change an input or a weight and follow it
+# through. Session 3 extends it with backpropagation.
+#
+# One experiment makes the loss of neighbourhoods concrete: shuffle the pixels of every image
 # with one fixed permutation. To a person the digits become noise. To a fully connected network
-# nothing has changed: it learns exactly as well.
+# nothing has changed: it learns just as well.
 
 # %%
 train_set, test_set = data.load("mnist", "train"), data.load("mnist", "test")
@@ -117,14 +125,14 @@ rf.Table(["network", "parameters", "test acc %, original", "test acc %, permuted
 kernel_sizes = (3, 5, 7, 11)
 trained = {}
 for k in kernel_sizes:
-    run = recipes.run(f"s02/kernel-{k}")
+    run = recipes.run(f"s02/kernel-{k}", verbose=False)
     trained[k] = run
     print(f"kernel {k}×{k}: test accuracy {run.history.test_acc[-1]:.2f}% "
           f"({'FAST: 2 000 training images' if S.fast else 'full run'})")
 
 # %%
 for k in kernel_sizes:
-    viz.kernel_grid(trained[k].model.first.weight, cols=16, size=0.9,
+    viz.kernel_grid(trained[k].model.first.weight, cols=8, size=1.2,
                     title=f"the 16 first-layer kernels, {k}×{k}")
 
 # %% [markdown]

@@ -1,7 +1,6 @@
 """The backprop workbook: live formulas, recalculated by LibreOffice, equal to torch autograd."""
 
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -45,10 +44,7 @@ def torch_reference(lr: float, steps: int, inputs=sheets.DEFAULT_INPUTS,
 
 def recalculated(path: Path, out_dir: Path) -> openpyxl.Workbook:
     """Open the workbook in LibreOffice, recalculate, save; load the computed values."""
-    subprocess.run([SOFFICE, "--headless", "--calc", "--convert-to", "xlsx", "--outdir",
-                    str(out_dir), str(path)], check=True, capture_output=True, timeout=180,
-                   env={"HOME": str(out_dir), "PATH": "/usr/bin:/bin"})
-    return openpyxl.load_workbook(out_dir / path.name, data_only=True)
+    return openpyxl.load_workbook(sheets.recalculate(path, out_dir), data_only=True)
 
 
 def formula_cells(path: Path) -> int:
@@ -124,6 +120,15 @@ def test_structure_headers_notes_and_charts(tmp_path):
     assert sum(n.startswith("xl/charts/chart") for n in names) == 3   # 2 sheets + overview
 
 
+@needs_libreoffice
+def test_read_columns_gives_the_computed_values(tmp_path):
+    path = sheets.backprop_workbook(tmp_path / "b.xlsx", learning_rates=(0.5,), steps=4)
+    columns = sheets.read_columns(sheets.recalculate(path, tmp_path / "lo"), "lr=0.5")
+    assert columns["step"] == [0, 1, 2, 3]
+    assert columns["E_total"] == pytest.approx([r["E_total"] for r in torch_reference(0.5, 4)],
+                                               abs=1e-9)
+
+
 def test_feedforward_workbook_has_the_forward_pass_only(tmp_path):
     wb = openpyxl.load_workbook(sheets.feedforward_workbook(tmp_path / "ff.xlsx"))
     header = [c.value for c in wb["forward"][sheets.HEADER_ROW]]
@@ -143,3 +148,19 @@ def test_bad_arguments_are_one_clear_error(tmp_path, kwargs, says):
     with pytest.raises(ValueError, match=says):
         sheets.backprop_workbook(tmp_path / "x.xlsx", **kwargs)
     assert not list(tmp_path.iterdir())
+
+
+def _cells(path: Path) -> dict:
+    wb = openpyxl.load_workbook(path)
+    return {(ws.title, c.coordinate): c.value for ws in wb for row in ws.iter_rows() for c in row
+            if c.value is not None}
+
+
+@pytest.mark.parametrize("name, build", [
+    ("backprop.xlsx", lambda p: sheets.backprop_workbook(p)),
+    ("feedforward.xlsx", lambda p: sheets.feedforward_workbook(p)),
+])
+def test_the_downloads_on_the_book_pages_are_what_the_code_writes(tmp_path, name, build):
+    committed = Path(__file__).resolve().parents[1] / "book" / "downloads" / name
+    assert _cells(committed) == _cells(build(tmp_path / name)), \
+        f"regenerate it: evakit sheet {name.split('.')[0]} -o book/downloads/{name}"

@@ -1,0 +1,120 @@
+"""Grade a model or a recorded run against a session's assignment constraints.
+
+``grade("s03", record)`` rebuilds the record's model from its recipe config, measures it
+(parameters, receptive field, layer types) and reads the accuracy and epoch count from the
+record. Each constraint gives one :class:`Verdict`; a :class:`Report` passes when all do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from evakit import models, rf
+
+GAP_TYPES = (nn.AdaptiveAvgPool2d, nn.AvgPool2d)
+
+
+@dataclass
+class Verdict:
+    """One constraint: what it asks, what was measured, and whether it holds."""
+
+    constraint: str
+    measured: str
+    passed: bool
+
+
+@dataclass
+class Report:
+    """All verdicts for one session's assignment."""
+
+    session: str
+    subject: str
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+    def __str__(self) -> str:
+        lines = [f"{self.subject} against the session {self.session} assignment:"]
+        lines += [f"  [{'PASS' if v.passed else 'FAIL'}] {v.constraint}: {v.measured}"
+                  for v in self.verdicts]
+        failed = [v.constraint for v in self.verdicts if not v.passed]
+        lines.append("  all constraints met" if not failed else f"  failed: {'; '.join(failed)}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + str(self) + "</pre>"
+
+
+def _count(model: nn.Module, kinds) -> int:
+    return sum(isinstance(m, kinds) for m in model.modules())
+
+
+def _structure(model: nn.Module, input_size, *, max_params: int, layers: bool) -> list[Verdict]:
+    params = models.count_parameters(model)
+    verdicts = [Verdict(f"parameters < {max_params:,}", f"{params:,}", params < max_params)]
+    if layers:
+        bn, drop = _count(model, nn.BatchNorm2d), _count(model, nn.Dropout)
+        gap, fc = _count(model, GAP_TYPES), _count(model, nn.Linear)
+        verdicts += [Verdict("uses batch normalization", f"{bn} BatchNorm2d", bn > 0),
+                     Verdict("uses dropout", f"{drop} Dropout", drop > 0),
+                     Verdict("uses global average pooling", f"{gap} GAP", gap > 0),
+                     Verdict("exactly one fully connected layer", f"{fc} Linear", fc == 1)]
+    table = rf.summary(model, input_size)
+    final_rf = [r for r in table.column("RF") if r is not None][-1]
+    verdicts.append(Verdict("receptive field covers the image",
+                            f"RF {final_rf} for a {input_size[1]}×{input_size[2]} input",
+                            final_rf >= input_size[1]))
+    return verdicts
+
+
+def _s03(model, record) -> list[Verdict]:
+    verdicts = _structure(model, (1, 28, 28), max_params=20_000, layers=True)
+    if record is not None:
+        acc = record["history"]["test_acc"]
+        verdicts += [
+            Verdict("fewer than 20 epochs", f"{record['epochs_run']}", record["epochs_run"] < 20),
+            Verdict("test accuracy ≥ 99.4 %", f"best {max(acc):.2f} % (epoch "
+                    f"{acc.index(max(acc)) + 1})", max(acc) >= 99.4),
+        ]
+    return verdicts
+
+
+def _s04(model, record) -> list[Verdict]:
+    verdicts = _structure(model, (1, 28, 28), max_params=8_000, layers=False)
+    if record is not None:
+        last3 = record["history"]["test_acc"][-3:]
+        verdicts += [
+            Verdict("at most 15 epochs", f"{record['epochs_run']}", record["epochs_run"] <= 15),
+            Verdict("test accuracy ≥ 99.4 % in each of the last 3 epochs",
+                    ", ".join(f"{a:.2f}" for a in last3),
+                    len(last3) == 3 and min(last3) >= 99.4),
+        ]
+    return verdicts
+
+
+SESSIONS: dict[str, Callable] = {"s03": _s03, "s04": _s04}
+
+
+def grade(session: str, record: dict | None = None, model: nn.Module | None = None) -> Report:
+    """Grade a record (and the model its recipe builds), or a bare model.
+
+    Args:
+        session: ``"s03"`` or ``"s04"``.
+        record: a record from :mod:`evakit.records`; its model is rebuilt from its config.
+        model: grade this model's structure instead (no accuracy constraints without a record).
+    """
+    if session not in SESSIONS:
+        raise ValueError(f"no assignment constraints for session {session!r}: expected one of "
+                         f"{sorted(SESSIONS)}")
+    if record is None and model is None:
+        raise ValueError("grade() needs a record or a model")
+    if model is None:
+        config = record["config"]
+        model = models.create(config["model"], **config["model_kwargs"])
+    subject = record["recipe"] if record is not None else type(model).__name__
+    return Report(session, subject, SESSIONS[session](model, record))
