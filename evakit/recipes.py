@@ -101,8 +101,8 @@ _add(Recipe("s04/step1", "4", "Session 4 step 1: the skeleton under budget with 
 _add(Recipe("s04/step2", "4", "Session 4 step 2: + dropout and ±7° rotation.", "s04/drill",
             {**_STEP_NET, "dropout": 0.05}, epochs=15, lr=0.05, rotation=7.0))
 _add(Recipe("s04/step3", "4", "Session 4 step 3: ≤ 6 000 parameters, one-cycle LR.",
-            "s04/drill", {"block1": (8, 10), "transition": 8, "block2": (10, 12, 14),
-                          "padded": (12,), "bn": True, "head": "gap", "dropout": 0.02},
+            "s04/drill", {"block1": (8, 12), "transition": 8, "block2": (10, 12, 14),
+                          "padded": (10,), "bn": True, "head": "gap", "dropout": 0.02},
             epochs=15, lr=0.1, scheduler="onecycle", rotation=6.0))
 
 
