@@ -228,3 +228,44 @@ class DrillNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x).flatten(1)
+
+
+def norm_layer(kind: str, channels: int, groups: int = 4) -> nn.Module:
+    """The normalization of session 5 by name: batch, group or layer norm.
+
+    ``"bn"`` normalizes each channel over the batch and positions; ``"gn"`` each group of
+    ``groups`` channels over its channels and positions, per image; ``"ln"`` all channels and
+    positions of one image (a GroupNorm with one group).
+    """
+    if kind == "bn":
+        return nn.BatchNorm2d(channels)
+    if kind == "gn":
+        return nn.GroupNorm(groups, channels)
+    if kind == "ln":
+        return nn.GroupNorm(1, channels)
+    raise ValueError(f"norm must be 'bn', 'gn' or 'ln', got {kind!r}")
+
+
+@register("s05/norm-net")
+class NormNet(nn.Module):
+    """Session 5's assignment: one MNIST network whose normalization is chosen by name.
+
+    3×3 convolutions (8, 12) → max pool at RF 6 → 1×1 to 8 → 3×3 (12, 16, 16) → padded 3×3
+    16 → GAP → 1×1 to 10. Every conv but the last: conv → ReLU → ``norm`` → dropout. All
+    widths are multiples of 4 so group norm can use 4 groups.
+    """
+
+    def __init__(self, norm: str = "bn", dropout: float = 0.05, groups: int = 4) -> None:
+        super().__init__()
+
+        def block(c_in, c_out, k=3, padding=0):
+            return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=padding, bias=False),
+                                 nn.ReLU(), norm_layer(norm, c_out, groups), nn.Dropout(dropout))
+
+        self.layers = nn.Sequential(
+            block(1, 8), block(8, 12), nn.MaxPool2d(2), block(12, 8, 1),
+            block(8, 12), block(12, 16), block(16, 16), block(16, 16, padding=1),
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(16, 10, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x).flatten(1)

@@ -37,6 +37,7 @@ class Recipe:
     weight_decay: float = 0.0
     scheduler: str | None = None    # None, "step", "onecycle" or "plateau"
     rotation: float = 0.0           # random rotation of training images, ± degrees
+    l1: float = 0.0                 # weight of the L1 penalty on all weights
     seed: int = 1
 
     def config(self) -> dict:
@@ -105,6 +106,14 @@ _add(Recipe("s04/step3", "4", "Session 4 step 3: ≤ 6 000 parameters, one-cycle
                           "padded": (10,), "bn": True, "head": "gap", "dropout": 0.02},
             epochs=15, lr=0.1, scheduler="onecycle", rotation=6.0))
 
+# Session 5: the same network with three normalizations, and batch norm with an L1 penalty.
+for _norm, _what in (("bn", "batch norm"), ("gn", "group norm (4 groups)"),
+                     ("ln", "layer norm")):
+    _add(Recipe(f"s05/{_norm}", "5", f"Session 5: the assignment network with {_what}.",
+                "s05/norm-net", {"norm": _norm}, epochs=20, lr=0.05, scheduler="onecycle"))
+_add(Recipe("s05/bn-l1", "5", "Session 5: batch norm plus an L1 penalty (λ = 1e-4).",
+            "s05/norm-net", {"norm": "bn"}, epochs=20, lr=0.05, scheduler="onecycle", l1=1e-4))
+
 
 def names() -> list[str]:
     """Every recipe name, sorted."""
@@ -127,6 +136,22 @@ def digit_sum_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def digit_sum_correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Correct when both the digit and the sum are right."""
     return (out[:, :10].argmax(1) == y[:, 0]) & (out[:, 10:].argmax(1) == y[:, 1])
+
+
+def with_l1(loss_fn, model: nn.Module, weight: float):
+    """``loss_fn`` plus ``weight`` × the sum of absolute values of the model's weights.
+
+    Only weights of convolutions and linear layers are penalised, not norm scales or biases.
+    In evaluation (no grad) the penalty is left out, so test losses stay comparable.
+    """
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+    def penalised(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = loss_fn(out, y)
+        if torch.is_grad_enabled():
+            loss = loss + weight * sum(w.abs().sum() for w in weights)
+        return loss
+    return penalised
 
 
 @dataclass
@@ -218,9 +243,12 @@ def run(recipe: Recipe | str, *, epochs: int | None = None, seed: int | None = N
     optimizer = _optimizer(recipe, model)
     scheduler = _scheduler(recipe, optimizer, recipe.epochs, len(train_batches))
     digit_sum = recipe.task == "digit-sum"
+    loss_fn = digit_sum_loss if digit_sum else F.cross_entropy
+    if recipe.l1:
+        loss_fn = with_l1(loss_fn, model, recipe.l1)
     t0 = time.perf_counter()
     history = train.fit(model, train_batches, test_batches, recipe.epochs, optimizer, scheduler,
-                        loss_fn=digit_sum_loss if digit_sum else F.cross_entropy,
+                        loss_fn=loss_fn,
                         correct_fn=digit_sum_correct if digit_sum else train.top1,
                         checkpoint=checkpoint, resume=resume, verbose=verbose)
     wall = time.perf_counter() - t0
