@@ -5,6 +5,7 @@
     evakit summary RECIPE|MODEL            the EVA table (layers, shapes, RF, params)
     evakit sheet backprop|feedforward -o FILE [--lr LR ...] [--steps N]
     evakit check SESSION RECORD            grade a recorded run (a recipe name or a JSON path)
+    evakit bench loader|s04                speed figures, with a baseline from the same run
     evakit notebooks [--check]             regenerate (or check) the sessions' .ipynb twins
 
 Bad input ends with one sentence on stderr and exit status 2.
@@ -68,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="grade a recorded run against an assignment")
     c.add_argument("session", help="s03 or s04")
     c.add_argument("record", help="a recipe name (its book/records file) or a record's path")
+    b = sub.add_parser("bench", help="speed figures against a baseline in the same run")
+    b.add_argument("what", choices=["loader", "s04"])
+    b.add_argument("--images", type=_positive, default=20_000, help="images per pipeline (loader)")
+    b.add_argument("--epochs", type=_positive, help="at most this many epochs (s04)")
+    b.add_argument("--device", help="cpu, cuda, mps (default: the fastest here)")
     n = sub.add_parser("notebooks", help="regenerate the sessions' .ipynb twins")
     n.add_argument("--check", action="store_true", help="only report stale twins (exit 1)")
     return p
@@ -154,6 +160,26 @@ def _check(args) -> int:
     return 0 if report.passed else 1
 
 
+def _bench(args) -> int:
+    from evakit import bench
+    if args.what == "loader":
+        rates = bench.loader(args.images, device=args.device)
+        for r in rates:
+            print(f"{r.name:<48} {r.per_second:>10,.0f} images/s  "
+                  f"({r.images:,} in {r.seconds:.1f} s)")
+        baseline = max(rates[1:], key=lambda r: r.per_second)
+        print(f"ratio: evakit is {rates[0].per_second / baseline.per_second:.1f}× the fastest "
+              f"torchvision setting ({baseline.name})")
+        return 0
+    result = bench.s04(max_epochs=args.epochs, device=args.device)
+    reached = result["reached_99_4"]
+    print(f"{result['recipe']} on {result['device']} ({result['threads']} torch threads, "
+          f"{result['cpus']} CPUs): {result['seconds_per_epoch']:.1f} s per epoch; "
+          + (f"99.4 % reached at epoch {reached[0]}, after {reached[1]:.0f} s"
+             if reached else f"99.4 % not reached in {result['epochs']} epochs"))
+    return 0
+
+
 def _notebooks(args) -> int:
     from evakit import notebooks
     root = Path.cwd()
@@ -171,7 +197,7 @@ def _notebooks(args) -> int:
 
 
 _COMMANDS = {"recipes": _recipes, "train": _train, "summary": _summary, "sheet": _sheet,
-             "check": _check, "notebooks": _notebooks}
+             "check": _check, "bench": _bench, "notebooks": _notebooks}
 
 
 if __name__ == "__main__":

@@ -173,3 +173,14 @@ def overview(recipes: list[str], directory: Path | None = None) -> Table:
                      r["device_name"], f"{r['wall_seconds']:.0f}"])
     return Table(["recipe", "params", "epochs", "best test acc %", "final test acc %", "device",
                   "wall s"], rows, "Recorded full runs (book/records)")
+
+
+def results_markdown(record: dict) -> str:
+    """A Results block generated from a record: parameters, best train and test accuracy."""
+    h = record["history"]
+    best_train = max(range(len(h["train_acc"])), key=h["train_acc"].__getitem__)
+    best_test = max(range(len(h["test_acc"])), key=h["test_acc"].__getitem__)
+    return (f"**Results.** Parameters: {record['params']:,}. Best train accuracy: "
+            f"{h['train_acc'][best_train]:.2f} % (epoch {best_train + 1}). Best test accuracy: "
+            f"{h['test_acc'][best_test]:.2f} % (epoch {best_test + 1}); last epoch "
+            f"{h['test_acc'][-1]:.2f} %. *{provenance(record)}.*")

@@ -65,3 +65,13 @@ def test_train_record_writes_the_record_and_nothing_else(tmp_path, monkeypatch, 
 def test_console_script_runs_as_a_module():
     done = _evakit("recipes")
     assert done.returncode == 0 and "s25/digit-sum" in done.stdout
+
+
+def test_bench_loader_prints_both_pipelines_and_a_ratio(capsys):
+    pytest.importorskip("PIL")
+    from evakit import data
+    if not data.cache_path("mnist", "train").is_file():
+        pytest.skip("real MNIST not under EVAKIT_DATA")
+    assert cli.main(["bench", "loader", "--images", "512", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "evakit Loader" in out and "torchvision DataLoader" in out and "ratio:" in out

@@ -1,0 +1,328 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Session 4 — Coding drill-down
+#
+# Designing a network is not one leap but a sequence of small, measured steps. This session
+# takes an MNIST network from a working but bloated 6.4-million-parameter first attempt down
+# to fewer than 6 000 parameters at 99.4 %, one change at a time. Every step has a
+# **Target** (what this change should achieve), **Results** (read from its recorded run, never
+# typed) and an **Analysis** (what the numbers say, and what to try next).
+#
+# **Objectives.** After this session you can
+# - run a model-design loop: one change per iteration, measured, analysed;
+# - read over- and under-fitting from the gap between train and test accuracy;
+# - say what batch norm, dropout, GAP, the position of max pooling, augmentation and an LR
+#   schedule each contribute;
+# - keep data on the training device and augment whole batches, and measure that it is faster;
+# - meet a hard budget: ≥ 99.4 % in each of the last three epochs, ≤ 15 epochs, < 8 000
+#   parameters.
+
+# %%
+import evakit
+
+S = evakit.setup(seed=1)
+print(S)
+
+# %%
+from IPython.display import Markdown, display
+
+from evakit import check, data, recipes, records, rf, viz
+
+
+def show(name: str) -> dict:
+    """The recipe's layer table and its recorded results."""
+    record = records.load(name)
+    display(rf.summary(recipes.build_model(recipes.get(name)), (1, 28, 28)))
+    display(Markdown(records.results_markdown(record)))
+    return record
+
+
+# %% [markdown]
+# ## The data path
+#
+# MNIST is 47 MB as uint8: it fits on any GPU. `evakit.data.Loader` moves it to the training
+# device once, then for every batch converts to float, augments the whole batch at once and
+# normalizes — no per-image PIL work, no worker processes. The ±7° rotation of iteration 9 is
+# one `affine_grid` + `grid_sample` call per batch:
+
+# %%
+train_set = data.load("mnist", "train")
+loader = data.Loader(train_set, 16, shuffle=True, seed=0, augment=data.random_rotation(7.0))
+x, y = next(iter(loader))
+viz.image_grid(x * 0.3081 + 0.1307, [f"label {int(v)}" for v in y], cols=8,
+               suptitle="a training batch, each image rotated by up to ±7°");
+
+# %% [markdown]
+# `evakit bench loader` measures this path against torchvision's `DataLoader` with
+# `transforms.RandomRotation` doing the same augmentation image by image; its figures for this
+# course's CI machine are in the issue notes of the repository.
+#
+# ## Code 1 — setup
+#
+# **Target.** Get the whole pipeline working: data, a network that can learn, the training
+# loop, the test. No attention to size yet.
+
+# %%
+r1 = show("s04/code01")
+
+# %% [markdown]
+# **Analysis.** It works — and it is absurd: over six million parameters for 28 × 28 digits.
+# The train accuracy runs away from the test accuracy (the model memorises), and most of the
+# parameters sit in the last two 3 × 3 convolutions at 512 and 1024 channels. Everything after
+# this is about getting the same accuracy from a network a thousand times smaller.
+#
+# ## Code 2 — skeleton
+#
+# **Target.** The right *shape*: two blocks of 3 × 3 convolutions, one max pool after the
+# first block (RF 8), a 1 × 1 transition to cut channels, a second block, and a head that turns
+# the last 7 × 7 map into 10 outputs; no padding, no biases.
+
+# %%
+r2 = show("s04/code02")
+
+# %% [markdown]
+# **Analysis.** Thirty times fewer parameters and still in the high 98s: the shape is sound.
+# It learns more slowly than code 1 at first and is not yet converged after 15 epochs; the
+# train–test gap is smaller. The width (32–128 channels) is still far more than MNIST needs.
+#
+# ## Code 3 — lighter model
+#
+# **Target.** Keep the skeleton, cut the channels to 10–20: about 10 k parameters.
+
+# %%
+r3 = show("s04/code03")
+
+# %% [markdown]
+# **Analysis.** Eighteen times fewer parameters than code 2, a few tenths of a percent lower.
+# Look at the first epochs in the curves below: without normalization this small network starts
+# slowly. Both train and test accuracy are below 99 %: it is *under*fitting, so the next step
+# should help it learn, not regularise it.
+#
+# ## Code 4 — batch normalization
+#
+# **Target.** Add batch norm after every convolution (but the last) to speed up and stabilise
+# learning.
+
+# %%
+r4 = show("s04/code04")
+
+# %% [markdown]
+# **Analysis.** Batch norm lifts test accuracy by about half a percent for a handful of
+# parameters (a scale and a shift per channel), and the first epoch is already above 98 %. But train accuracy now climbs to
+# 99.9 % while test accuracy stalls around 99.1–99.2: the model *over*fits. Next: regularise.
+#
+# ## Code 5 — regularization (dropout)
+#
+# **Target.** Dropout of 10 % after every block to close the train–test gap.
+
+# %%
+r5 = show("s04/code05")
+gap = {name: r["history"]["train_acc"][-1] - r["history"]["test_acc"][-1]
+       for name, r in (("code04", r4), ("code05", r5))}
+assert gap["code05"] < gap["code04"]  # the analysis below relies on this
+
+# %% [markdown]
+# **Analysis.** The gap closes — test accuracy is now *above* train accuracy, because the train
+# accuracy is measured with dropout active. Test accuracy improves slightly. The network is
+# small but still carries a 7 × 7 × 10 × 10 convolution in its head: 4 900 of its ~11 k
+# parameters.
+#
+# ## Code 6 — global average pooling
+#
+# **Target.** Replace the big 7 × 7 head with global average pooling: each of the last 20
+# channels is averaged to one number and a 1 × 1 convolution maps 20 → 10.
+
+# %%
+r6 = show("s04/code06")
+assert r6["params"] < r5["params"] and max(r6["history"]["test_acc"]) < max(r5["history"]["test_acc"])
+
+# %% [markdown]
+# **Analysis.** Parameters drop by almost half and accuracy drops a little: not because GAP is
+# bad, but because we removed capacity along with the 7 × 7 convolution. Comparing models of
+# different size tells us nothing; we now have room to add capacity where it helps.
+#
+# ## Code 7 — increase capacity
+#
+# **Target.** Spend parameters before GAP instead of in the head: two more 3 × 3 layers
+# (padding 1, 16 channels) at the end of the second block.
+
+# %%
+r7 = show("s04/code07")
+
+# %% [markdown]
+# **Analysis.** Better than code 6 and close to code 5 at a similar size, with a large
+# receptive field at the end. Test accuracy still sits in the 99.1–99.2 range: the first
+# block wastes capacity, because its max pool comes late (RF 8), after three convolutions at
+# full resolution.
+#
+# ## Code 8 — max pooling at RF 5, dropout everywhere, capacity after GAP
+#
+# **Target.** Pool after two convolutions (RF 5 is enough for edges and gradients on MNIST),
+# which frees parameters for a deeper second block; keep a little dropout (5 %) on every layer;
+# add a 1 × 1 layer after GAP.
+
+# %%
+r8 = show("s04/code08")
+
+# %% [markdown]
+# **Analysis.** The best so far, with fewer parameters than code 7. The train accuracy stays below test (dropout), so the model is not
+# overfitting; the errors that remain are digits written unusually — slanted, rotated — that
+# the training set does not show often enough.
+#
+# ## Code 9 — image augmentation
+#
+# **Target.** Rotate training images randomly by up to ±7° (the batch rotation above) so the
+# network sees slanted digits.
+
+# %%
+r9 = show("s04/code09")
+
+# %% [markdown]
+# **Analysis.** Rotation lifts the best test accuracy above 99.4 % while train accuracy barely
+# moves: the augmentation makes training harder and testing easier, which
+# is exactly what a regulariser should do.
+#
+# ## Code 10 — learning-rate scheduler
+#
+# **Target.** Start faster and finish gentler: learning rate 0.05, divided by 10 every 5 epochs
+# (StepLR), instead of a constant 0.01.
+
+# %%
+r10 = show("s04/code10")
+last = {name: r["history"]["test_acc"][-1] for name, r in (("code09", r9), ("code10", r10))}
+display(Markdown(f"Last epoch: code 9 {last['code09']:.2f} %, code 10 {last['code10']:.2f} %."))
+
+# %% [markdown]
+# **Analysis.** The seed expected the schedule to be the final improvement. In our recorded run
+# it is not: code 10 reaches a similar best test accuracy, but its last epoch is lower than code
+# 9's. Two reasons. The step schedule drops the learning rate to 0.0005 by epoch 11, after
+# which the network hardly moves; and differences of 0.1 % here are within the spread between
+# seeds (the three runs of step 3 below differ by as much). A schedule is worth having, but a
+# single run cannot show a 0.1 % effect — the assignment below uses one-cycle and checks three
+# seeds instead.
+
+# %%
+viz.curves({name.split("/")[1]: records.load(name)["history"]
+            for name in ("s04/code03", "s04/code04", "s04/code05", "s04/code09")});
+
+# %%
+records.overview([f"s04/code{i:02d}" for i in range(1, 11)])
+
+# %% [markdown]
+# ## Assignment — three steps to 99.4 % under 8 000 parameters
+#
+# **Constraints**, checked by `evakit check s04 RECORD`: test accuracy ≥ 99.4 % in **each of
+# the last three epochs**, at most 15 epochs, fewer than 8 000 parameters. We aim lower: ≤ 6 000.
+#
+# ### Step 1
+#
+# **Target.** The skeleton of code 8 squeezed under budget (8–14 channels), batch norm and GAP,
+# no dropout, no augmentation, learning rate 0.05.
+
+# %%
+s1 = show("s04/step1")
+check.grade("s04", s1)
+
+# %% [markdown]
+# **Analysis.** Close, but the last epochs hover around 99.2 % and train accuracy is above
+# test: it overfits slightly. Next: regularise with dropout and rotation.
+#
+# ### Step 2
+#
+# **Target.** Same network, 5 % dropout and ±7° rotation.
+
+# %%
+s2 = show("s04/step2")
+check.grade("s04", s2)
+
+# %% [markdown]
+# **Analysis.** The gap is now negative (regularised) and the best epoch comes within a hair of
+# 99.4 %, but the last three epochs stay below it: with a constant learning rate the weights keep
+# jumping around the minimum. Next: let the learning rate anneal.
+#
+# ### Step 3
+#
+# **Target.** ≤ 6 000 parameters (a narrower padded layer), a little less dropout (2 %),
+# ±6° rotation, and a one-cycle schedule peaking at 0.1 that anneals to almost zero by
+# epoch 15 — so the last epochs settle. Checked on three seeds.
+
+# %%
+s3 = show("s04/step3")
+seeds = {1: s3, 2: records.load("s04/step3", seed=2), 3: records.load("s04/step3", seed=3)}
+reports = {seed: check.grade("s04", r) for seed, r in seeds.items()}
+rf.Table(["seed", "last three test accuracies %", "all constraints"],
+         [[seed, ", ".join(f"{a:.2f}" for a in r["history"]["test_acc"][-3:]),
+           "PASS" if reports[seed].passed else "FAIL"] for seed, r in seeds.items()],
+         "s04/step3 on three seeds (NVIDIA H200 runs)")
+
+# %%
+passed = sum(r.passed for r in reports.values())
+display(Markdown(f"**{passed} of 3 seeds** meet every constraint."))
+for report in reports.values():
+    print(report, end="\n\n")
+
+# %% [markdown]
+# **Analysis.** Under 6 000 parameters the network reaches 99.4 % — but whether it *holds* it
+# for the last three epochs depends on the seed: the margin over 99.4 is a few hundredths of a
+# percent, the size of the run-to-run noise (GPU kernels are not bit-for-bit reproducible, so
+# even the same seed varies). A result this close to the line must be reported with its
+# spread, as above, not as a single lucky run. More margin needs a few hundred more parameters
+# (the budget allows up to 8 000) or more epochs, which the constraint does not allow.
+#
+# In FAST mode the cell below trains step 3 on the 2 000-image slice to show the code path; in
+# full mode it reproduces the recorded run.
+
+# %%
+live = recipes.run("s04/step3", epochs=3 if S.fast else None, verbose=False)
+print(f"{'FAST (2 000 images, 3 epochs)' if S.fast else 'full run'}: test accuracy by epoch",
+      [round(a, 2) for a in live.history.test_acc])
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Code 4 overfits and code 5 does not. Which numbers in their Results show it?
+# 2. Why does GAP need capacity *before* it, rather than after?
+# 3. What is the receptive field of step 3's last convolution (read it from its table)?
+#
+# ```{admonition} Answers
+# :class: dropdown
+# (1) Code 4's best train accuracy is far above its test accuracy; code 5's train accuracy is
+# below its test accuracy. (2) GAP throws away *where* features are; the layers before it must
+# already have turned "where" into "what". (3) Computed below from `evakit.rf`.
+# ```
+
+# %%
+table = rf.summary(recipes.build_model(recipes.get("s04/step3")), (1, 28, 28))
+convs = [row for row in table.rows if row[1] == "Conv2d"]
+print("3: RF of the last 3×3 convolution before GAP:", [row for row in convs if row[2] == 3][-1][8])
+
+# %% [markdown]
+# ## Summary
+#
+# - Change one thing per iteration; write the target first and analyse the result against it.
+# - Train ≫ test: regularise (dropout, augmentation). Both low: add capacity or help learning
+#   (batch norm, a better learning rate).
+# - GAP removes the biggest layer; spend the saved parameters before it.
+# - Pool once the receptive field covers the basic features (RF 5 on MNIST).
+# - Claims of 0.1 % need several seeds; a single run is an anecdote.
+#
+# ## References
+#
+# - S. Ioffe, C. Szegedy, *Batch normalization*, ICML (2015).
+# - N. Srivastava et al., *Dropout*, JMLR 15 (2014).
+# - M. Lin, Q. Chen, S. Yan, *Network in network*, ICLR (2014).
+# - L. N. Smith, N. Topin, *Super-convergence: very fast training of neural networks using
+#   large learning rates*, arXiv:1708.07120 (2017) — one-cycle.
+# - P. Y. Simard, D. Steinkraus, J. C. Platt, *Best practices for convolutional neural networks
+#   applied to visual document analysis*, ICDAR (2003) — augmentation on MNIST.
