@@ -107,11 +107,11 @@ for ax, (name, k) in zip(axes, kernels.items()):
 # %%
 grey = torch.from_numpy(skimage.color.rgb2gray(photo)).float()[None, None]  # 1×1×H×W in [0, 1]
 fig, axes = plt.subplots(1, len(kernels) + 1, figsize=(16, 3.6))
-axes[0].imshow(grey[0, 0], cmap="gray")
+axes[0].imshow(grey[0, 0].numpy(), cmap="gray")
 axes[0].set_title("input (grey)")
 for ax, (name, k) in zip(axes[1:], kernels.items()):
     out = F.conv2d(grey, k[None, None], padding=1)[0, 0]
-    ax.imshow(out, cmap="gray")
+    ax.imshow(out.numpy(), cmap="gray")
     ax.set_title(name)
 for ax in axes:
     ax.axis("off")

@@ -325,10 +325,7 @@ viz.feature_maps(run.model, run.model.features[4][1], one_digit, cols=8, limit=1
 
 # %%
 record = records.load("s01/rf-net")
-best_epoch, best = records.history(record).best()
-display(Markdown(f"**Result.** {record['params']:,} parameters; best test accuracy "
-                 f"**{best:.2f} %** at epoch {best_epoch} of {record['epochs_run']}, final "
-                 f"{record['history']['test_acc'][-1]:.2f} %. *{records.provenance(record)}.*"))
+display(Markdown(records.results_markdown(record)))
 viz.curves({"s01/rf-net": record["history"]});
 
 # %%

@@ -139,7 +139,7 @@ E_total = (0.5 * (t - a_o) ** 2).sum()
 E_total.backward()
 torch.testing.assert_close(gradients_by_hand(i, t, w.detach()), w.grad)
 rf.Table(["weight", "value", "∂E_total/∂w (by hand = autograd)"],
-         [[f"w{k + 1}", float(w[k]), round(float(w.grad[k]), 9)] for k in range(8)],
+         [[f"w{k + 1}", w[k].item(), round(w.grad[k].item(), 9)] for k in range(8)],
          f"E_total = {E_total.item():.9f} at the starting weights")
 
 # %% [markdown]
@@ -338,10 +338,7 @@ display(Markdown(f"Best here: batch size {best_batch}."))
 
 # %%
 record = records.load("s03/assignment")
-best_epoch, best = records.history(record).best()
-display(Markdown(f"**Result.** {record['params']:,} parameters; best test accuracy **{best:.2f} %** "
-                 f"at epoch {best_epoch}; last epoch {record['history']['test_acc'][-1]:.2f} %. "
-                 f"*{records.provenance(record)}.*"))
+display(Markdown(records.results_markdown(record)))
 viz.curves({"s03/assignment": record["history"]});
 
 # %%
