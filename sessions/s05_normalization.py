@@ -140,9 +140,10 @@ fig.tight_layout()
 #
 # $$ \hat x = \frac{x - \mu_c}{\sqrt{\sigma_c^2 + \epsilon}}, \qquad y = \gamma_c \hat x + \beta_c . $$
 #
-# In training it also updates running estimates, $\mu_\text{run} \leftarrow (1-m)\,\mu_\text{run}
-# + m\,\mu_c$ (momentum $m = 0.1$; the variance uses the unbiased estimate), and in evaluation it
-# uses those running estimates instead of the batch's.
+# In training it also updates running estimates,
+# $\mu_\text{run} \leftarrow (1-m)\,\mu_\text{run} + m\,\mu_c$ (momentum $m = 0.1$; the
+# variance uses the unbiased estimate), and in evaluation it uses those running estimates
+# instead of the batch's.
 
 # %%
 def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
