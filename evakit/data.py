@@ -177,11 +177,13 @@ def _from_torchvision(name: str, split: str, root: Path) -> ImageSet | None:
 
 
 def _writable(root: Path) -> bool:
+    # A folder without write bits counts as read-only even for root, who could write anyway:
+    # the shared data folder in CI is laid out that way and must never be written.
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError:
         return False
-    return os.access(root, os.W_OK)
+    return os.access(root, os.W_OK) and bool(root.stat().st_mode & 0o222)
 
 
 def write_cache(path: Path, images: np.ndarray, labels: np.ndarray) -> None:

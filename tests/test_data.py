@@ -1,4 +1,3 @@
-import os
 import stat
 
 import numpy as np
@@ -71,11 +70,22 @@ def test_offline_and_missing_gives_one_clear_sentence(tmp_path, monkeypatch):
 def test_read_only_root_is_never_written(tmp_path, monkeypatch):
     root = tmp_path / "ro"
     root.mkdir()
-    root.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    root.chmod(stat.S_IRUSR | stat.S_IXUSR)          # no write bits; root could still write
+    seen = []
+
+    class Offline:
+        def __init__(self, folder, **_kw):
+            seen.append(folder)
+            raise RuntimeError("offline")
+
+    import torchvision
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", Offline)
     try:
-        if os.access(root, os.W_OK):
-            pytest.skip("running as a user who can write anywhere (root)")
         assert not data._writable(root)
+        with pytest.raises(data.DataUnavailable):
+            data.load("fashion-mnist", "test", root=root)
+        assert seen and not seen[0].startswith(str(root))   # scratch folder elsewhere
+        assert list(root.iterdir()) == []
     finally:
         root.chmod(stat.S_IRWXU)
 
