@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from evakit import __version__
+from evakit.recipes import get
 from evakit.rf import Table
 from evakit.train import History
 
@@ -83,7 +84,6 @@ def make(run, command: str | None = None, git: dict | None = None) -> dict:
     import torchvision
 
     recipe = run.recipe
-    from evakit.recipes import get
     planned = get(recipe.name).epochs
     return {
         "recipe": recipe.name,

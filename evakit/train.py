@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evakit.data import is_fast
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CorrectFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
@@ -200,7 +202,7 @@ def _train_epoch(model, loader, optimizer, scheduler, loss_fn, correct_fn, devic
 
 
 def _want_bars() -> bool:
-    if os.environ.get("CI") or os.environ.get("EVAKIT_FAST", "") not in ("", "0"):
+    if os.environ.get("CI") or is_fast():
         return False
     return sys.stderr.isatty() or "ipykernel" in sys.modules
 
