@@ -81,10 +81,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
+    from evakit.data import DataUnavailable
+
     args = _parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except ValueError as e:
+    except (ValueError, DataUnavailable) as e:
         print(f"evakit: {e}", file=sys.stderr)
         return 2
 

@@ -262,15 +262,7 @@ def run(recipe: Recipe | str, *, epochs: int | None = None, seed: int | None = N
 
 def digit_sum_accuracies(model: nn.Module, batches) -> dict[str, float]:
     """Test accuracy (%) of the digit head and of the sum head separately."""
-    model.eval()
-    device = next(model.parameters()).device
-    hits = torch.zeros(2)
-    seen = 0
-    with torch.no_grad():
-        for (x, n), y in batches:
-            out = model(x.to(device), n.to(device))
-            y = y.to(device)
-            hits[0] += (out[:, :10].argmax(1) == y[:, 0]).sum().item()
-            hits[1] += (out[:, 10:].argmax(1) == y[:, 1]).sum().item()
-            seen += len(y)
-    return {"digit_acc": 100 * hits[0].item() / seen, "sum_acc": 100 * hits[1].item() / seen}
+    heads = {"digit_acc": lambda out, y: out[:, :10].argmax(1) == y[:, 0],
+             "sum_acc": lambda out, y: out[:, 10:].argmax(1) == y[:, 1]}
+    return {name: train.evaluate(model, batches, digit_sum_loss, correct_fn=correct)[1]
+            for name, correct in heads.items()}

@@ -90,6 +90,8 @@ r1 = show("s04/code01")
 
 # %%
 r2 = show("s04/code02")
+best = {1: max(r1["history"]["test_acc"]), 2: max(r2["history"]["test_acc"])}
+assert 25 < r1["params"] / r2["params"] < 35 and 98.5 < best[2] < best[1]  # the analysis below
 
 # %% [markdown]
 # **Analysis.** Thirty times fewer parameters and still in the high 98s: the shape is sound.
@@ -102,6 +104,7 @@ r2 = show("s04/code02")
 
 # %%
 r3 = show("s04/code03")
+assert 15 < r2["params"] / r3["params"] < 20 and max(r3["history"]["train_acc"]) < 99  # below
 
 # %% [markdown]
 # **Analysis.** Eighteen times fewer parameters than code 2, a few tenths of a percent lower.
@@ -116,6 +119,9 @@ r3 = show("s04/code03")
 
 # %%
 r4 = show("s04/code04")
+h3, h4 = r3["history"], r4["history"]
+assert 0.3 < max(h4["test_acc"]) - max(h3["test_acc"]) < 0.7 and h4["test_acc"][0] > 98  # below
+assert max(h4["train_acc"]) - h4["test_acc"][-1] > 0.5                    # it overfits
 
 # %% [markdown]
 # **Analysis.** Batch norm lifts test accuracy by about half a percent for a handful of

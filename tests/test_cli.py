@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from evakit import cli, recipes, records
+from evakit import cli, models, recipes, records
+from tests.conftest import needs_real
 
 
 def _evakit(*args, env=None):
@@ -44,6 +45,7 @@ def test_recipes_and_summary_print(capsys):
     assert "RF" in out and "total" in out
 
 
+@needs_real("mnist", "train")
 def test_train_record_writes_the_record_and_nothing_else(tmp_path, monkeypatch, capsys):
     # The full-data path is exercised by the recorded runs themselves; here the run is made
     # small (FAST data, 1 epoch) so the test checks what --record writes, and where.
@@ -58,8 +60,18 @@ def test_train_record_writes_the_record_and_nothing_else(tmp_path, monkeypatch, 
     record = json.loads((tmp_path / "records/s01/rf-net.json").read_text())
     assert record["recipe"] == "s01/rf-net" and record["epochs_run"] == 1
     assert record["shortened"] and record["epochs_planned"] == 10
-    assert len(record["history"]["test_acc"]) == 1 and record["params"] == 25236
+    params = models.count_parameters(recipes.build_model(recipes.get("s01/rf-net")))
+    assert len(record["history"]["test_acc"]) == 1 and record["params"] == params
     assert "SHORTENED" in records.provenance(record)
+
+
+def test_missing_data_is_one_sentence_and_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EVAKIT_DATA", str(tmp_path))
+    monkeypatch.setenv("EVAKIT_FAST", "1")
+    monkeypatch.setattr("evakit.data._from_torchvision", lambda *a: None)
+    assert cli.main(["train", "s01/rf-net"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "mnist (train) is not in" in err and len(err.splitlines()) == 1
 
 
 def test_console_script_runs_as_a_module():
