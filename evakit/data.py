@@ -186,17 +186,29 @@ def _writable(root: Path) -> bool:
     return os.access(root, os.W_OK) and bool(root.stat().st_mode & 0o222)
 
 
-def write_cache(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    """Write a cache file atomically: a reader sees the whole file or none of it."""
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Write ``path`` atomically: ``write`` fills a temporary file beside it, which then
+    replaces ``path`` in one step, so a reader sees the whole old or the whole new file and a
+    failed write leaves nothing behind. Used for caches, records, checkpoints and workbooks."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, images=images, labels=labels)
+        write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def write_cache(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write a cache file atomically: a reader sees the whole file or none of it."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, images=images, labels=labels)
+    atomic_write(path, write)
 
 
 def synthetic(name: str, n: int = 256, *, seed: int = 0) -> ImageSet:

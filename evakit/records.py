@@ -12,13 +12,13 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
 from evakit import __version__
+from evakit.data import atomic_write
 from evakit.recipes import get
 from evakit.rf import Table
 from evakit.train import History
@@ -114,18 +114,9 @@ def make(run, command: str | None = None, git: dict | None = None) -> dict:
 def save(record: dict, directory: Path | None = None) -> Path:
     """Write a record atomically; returns its path."""
     seed = None if record.get("seed_is_default", True) else record["seed"]
+    text = json.dumps(record, indent=1) + "\n"
     path = path_for(record["recipe"], directory, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def load(recipe: str, directory: Path | None = None, seed: int | None = None) -> dict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,8 @@ from openpyxl.chart.series import SeriesLabel
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
+
+from evakit.data import atomic_write
 
 DEFAULT_INPUTS = (0.05, 0.10)
 DEFAULT_TARGETS = (0.01, 0.99)
@@ -188,20 +189,6 @@ def _notes_sheet(wb: Workbook) -> None:
     ws.column_dimensions["B"].width = 100
 
 
-def _save(wb: Workbook, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
-    os.close(fd)
-    try:
-        wb.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def backprop_workbook(path: str | Path, *, inputs: Sequence[float] = DEFAULT_INPUTS,
                       targets: Sequence[float] = DEFAULT_TARGETS,
                       weights: Sequence[float] = DEFAULT_WEIGHTS,
@@ -250,7 +237,7 @@ def _write(path, inputs, targets, weights, learning_rates, steps, forward_only) 
         curves["A1"] = "E_total against step for every learning rate"
         curves.add_chart(_chart("E_total for each learning rate", series, steps), "A3")
         _notes_sheet(wb)
-    return _save(wb, path)
+    return atomic_write(path, wb.save)
 
 
 def recalculate(path: str | Path, out_dir: str | Path | None = None) -> Path:

@@ -12,7 +12,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evakit.data import is_fast
+from evakit.data import atomic_write, is_fast
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CorrectFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -244,15 +243,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
              "scheduler": scheduler.state_dict() if scheduler is not None else None,
              "loader": train_loader.state_dict() if hasattr(train_loader, "state_dict") else None,
              "rng": _rng_state(), "history": history.to_dict(), "epoch": len(history)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
