@@ -119,6 +119,8 @@ def _train(args) -> int:
 
 def _summary(args) -> int:
     from evakit import models, recipes, rf
+    if args.name.startswith("s25/"):
+        raise ValueError("s25/digit-sum takes two inputs; its table is drawn in session 2.5")
     if args.name in recipes.RECIPES:
         recipe = recipes.get(args.name)
         model, size = recipes.build_model(recipe), INPUT_SIZES[recipe.dataset]
@@ -126,8 +128,6 @@ def _summary(args) -> int:
         model, size = models.create(args.name), (1, 28, 28)
     else:
         raise ValueError(f"{args.name!r} is neither a recipe nor a model: see `evakit recipes`")
-    if args.name.startswith("s25/"):
-        raise ValueError("s25/digit-sum takes two inputs; its table is drawn in session 2.5")
     print(rf.summary(model, size))
     return 0
 
