@@ -101,10 +101,17 @@ _add(Recipe("s04/step1", "4", "Session 4 step 1: the skeleton under budget with 
             "s04/drill", _STEP_NET, epochs=15, lr=0.05))
 _add(Recipe("s04/step2", "4", "Session 4 step 2: + dropout and ±7° rotation.", "s04/drill",
             {**_STEP_NET, "dropout": 0.05}, epochs=15, lr=0.05, rotation=7.0))
-_add(Recipe("s04/step3", "4", "Session 4 step 3: ≤ 6 000 parameters, one-cycle LR.",
-            "s04/drill", {"block1": (8, 12), "transition": 8, "block2": (10, 12, 14),
-                          "padded": (10,), "bn": True, "head": "gap", "dropout": 0.02},
-            epochs=15, lr=0.1, scheduler="onecycle", rotation=6.0))
+_STEP3_TRAIN = {"epochs": 15, "lr": 0.1, "scheduler": "onecycle", "rotation": 6.0}
+_add(Recipe("s04/step3", "4", "Session 4 step 3: one-cycle LR and a wider last block, "
+            "< 8 000 parameters.", "s04/drill",
+            {"block1": (8, 12), "transition": 8, "block2": (10, 12, 16), "padded": (14,),
+             "bn": True, "head": "gap", "dropout": 0.02}, **_STEP3_TRAIN))
+# The same training squeezed under 6 000 parameters: it reaches 99.4 %, but by a few hundredths,
+# so whether it holds for three epochs depends on the seed (session 4 shows the three records).
+_add(Recipe("s04/step3-lean", "4", "Session 4 step 3, lean: the same training with ≤ 6 000 "
+            "parameters.", "s04/drill",
+            {"block1": (8, 12), "transition": 8, "block2": (10, 12, 14), "padded": (10,),
+             "bn": True, "head": "gap", "dropout": 0.02}, **_STEP3_TRAIN))
 
 # Session 5: the same network with three normalizations, and batch norm with an L1 penalty.
 for _norm, _what in (("bn", "batch norm"), ("gn", "group norm (4 groups)"),
