@@ -7,9 +7,12 @@ record. Each constraint gives one :class:`Verdict`; a :class:`Report` passes whe
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
+import torch.fx
 from torch import nn
 
 from evakit import models, rf
@@ -64,8 +67,7 @@ def _structure(model: nn.Module, input_size, *, max_params: int, layers: bool) -
                      Verdict("uses dropout", f"{drop} Dropout", drop > 0),
                      Verdict("uses global average pooling", f"{gap} GAP", gap > 0),
                      Verdict("exactly one fully connected layer", f"{fc} Linear", fc == 1)]
-    table = rf.summary(model, input_size)
-    final_rf = [r for r in table.column("RF") if r is not None][-1]
+    final_rf = _final_rf(model, input_size)
     verdicts.append(Verdict("receptive field covers the image",
                             f"RF {final_rf} for a {input_size[1]}×{input_size[2]} input",
                             final_rf >= input_size[1]))
@@ -97,14 +99,77 @@ def _s04(model, record) -> list[Verdict]:
     return verdicts
 
 
-SESSIONS: dict[str, Callable] = {"s03": _s03, "s04": _s04}
+def _final_rf(model: nn.Module, input_size) -> int:
+    return [r for r in rf.summary(model, input_size).column("RF") if r is not None][-1]
+
+
+def _s06(model, record) -> list[Verdict]:
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    depthwise = [c for c in convs if c.groups > 1 and c.groups == c.in_channels]
+    dilated = [c for c in convs if max(c.dilation) > 1]
+    pools = _count(model, (nn.MaxPool2d, nn.AdaptiveMaxPool2d))
+    gap, final_rf = _count(model, GAP_TYPES), _final_rf(model, (3, 32, 32))
+    params = models.count_parameters(model)
+    verdicts = [
+        Verdict("parameters < 200,000", f"{params:,}", params < 200_000),
+        Verdict("receptive field > 44", f"RF {final_rf}", final_rf > 44),
+        Verdict("no max pooling", f"{pools} max-pool layers", pools == 0),
+        Verdict("a depthwise-separable convolution", f"{len(depthwise)} depthwise convs",
+                len(depthwise) > 0),
+        Verdict("a dilated convolution", f"{len(dilated)} dilated convs", len(dilated) > 0),
+        Verdict("global average pooling", f"{gap} GAP", gap > 0),
+    ]
+    if record is not None:
+        acc = record["history"]["test_acc"][-1]
+        verdicts.append(Verdict("test accuracy ≥ 85 %", f"{acc:.2f} % after epoch "
+                                f"{record['epochs_run']}", acc >= 85))
+    return verdicts
+
+
+def _residual_adds(model: nn.Module) -> int | None:
+    """How many tensor additions the forward pass makes (None when it cannot be traced)."""
+    try:
+        graph = torch.fx.symbolic_trace(model).graph
+    except Exception:  # noqa: BLE001 — any untraceable model is reported, not raised
+        return None
+    return sum(n.op == "call_function" and n.target in (operator.add, torch.add)
+               for n in graph.nodes)
+
+
+def _s08(model, record) -> list[Verdict]:
+    widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+    stages = [w for i, w in enumerate(widths) if i == 0 or w != widths[i - 1]]
+    adds = _residual_adds(model)
+    pool4 = [m for m in model.modules() if isinstance(m, nn.MaxPool2d) and m.kernel_size == 4]
+    with torch.no_grad():
+        out = model.eval()(torch.zeros(1, 3, 32, 32))
+    verdicts = [
+        Verdict("channels prep 64 → 128 → 256 → 512", " → ".join(map(str, stages)),
+                stages == [64, 128, 256, 512]),
+        Verdict("two residual additions (layer 1 and layer 3)",
+                "not traceable" if adds is None else f"{adds}", adds == 2),
+        Verdict("MaxPool(4) before the classifier", f"{len(pool4)}", len(pool4) == 1),
+        Verdict("10 outputs for a 32×32 image", f"{tuple(out.shape)}", tuple(out.shape) == (1, 10)),
+    ]
+    if record is not None:
+        acc = record["history"]["test_acc"][-1]
+        stretch = "met" if acc >= 93.8 else "not met"
+        verdicts += [
+            Verdict("24 epochs", f"{record['epochs_run']}", record["epochs_run"] == 24),
+            Verdict("test accuracy ≥ 90 %", f"{acc:.2f} % (stretch ≥ 93.8 %: {stretch})",
+                    acc >= 90),
+        ]
+    return verdicts
+
+
+SESSIONS: dict[str, Callable] = {"s03": _s03, "s04": _s04, "s06": _s06, "s08": _s08}
 
 
 def grade(session: str, record: dict | None = None, model: nn.Module | None = None) -> Report:
     """Grade a record (and the model its recipe builds), or a bare model.
 
     Args:
-        session: ``"s03"`` or ``"s04"``.
+        session: ``"s03"``, ``"s04"``, ``"s06"`` or ``"s08"``.
         record: a record from :mod:`evakit.records`; its model is rebuilt from its config.
         model: grade this model's structure instead (no accuracy constraints without a record).
     """

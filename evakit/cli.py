@@ -5,7 +5,7 @@
     evakit summary RECIPE|MODEL            the EVA table (layers, shapes, RF, params)
     evakit sheet backprop|feedforward -o FILE [--lr LR ...] [--steps N]
     evakit check SESSION RECORD            grade a recorded run (a recipe name or a JSON path)
-    evakit bench loader|s04                speed figures, with a baseline from the same run
+    evakit bench loader|s04|cifar          speed figures, with a baseline from the same run
     evakit notebooks [--check]             regenerate (or check) the sessions' .ipynb twins
 
 Bad input ends with one sentence on stderr and exit status 2.
@@ -67,11 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--lr", type=_positive_float, nargs="+", help="learning rates (backprop)")
     w.add_argument("--steps", type=_positive, default=50, help="steps per sheet (backprop)")
     c = sub.add_parser("check", help="grade a recorded run against an assignment")
-    c.add_argument("session", help="s03 or s04")
+    c.add_argument("session", help="s03, s04, s06 or s08")
     c.add_argument("record", help="a recipe name (its book/records file) or a record's path")
+    c.add_argument("--structure", action="store_true",
+                   help="grade the recipe's model alone (no record: no accuracy constraints)")
     b = sub.add_parser("bench", help="speed figures against a baseline in the same run")
-    b.add_argument("what", choices=["loader", "s04"])
-    b.add_argument("--images", type=_positive, default=20_000, help="images per pipeline (loader)")
+    b.add_argument("what", choices=["loader", "s04", "cifar"])
+    b.add_argument("--images", type=_positive, help="images per pipeline (loader: 20 000, "
+                   "cifar: 10 000)")
+    b.add_argument("--step-images", type=_positive,
+                   help="images through the training step per pipeline (cifar)")
     b.add_argument("--epochs", type=_positive, help="at most this many epochs (s04)")
     b.add_argument("--device", help="cpu, cuda, mps (default: the fastest here)")
     n = sub.add_parser("notebooks", help="regenerate the sessions' .ipynb twins")
@@ -148,6 +153,11 @@ def _check(args) -> int:
 
     from evakit import check, records
     path = Path(args.record)
+    if args.structure:
+        from evakit import recipes
+        report = check.grade(args.session, model=recipes.build_model(recipes.get(args.record)))
+        print(report)
+        return 0 if report.passed else 1
     if path.suffix == ".json":
         if not path.is_file():
             raise ValueError(f"no record file at {path}")
@@ -162,16 +172,29 @@ def _check(args) -> int:
     return 0 if report.passed else 1
 
 
+def _print_rates(rates, baseline_name: str) -> None:
+    for r in rates:
+        print(f"  {r.name:<62} {r.per_second:>10,.0f} images/s  "
+              f"({r.images:,} in {r.seconds:.1f} s)")
+    baseline = max(rates[1:], key=lambda r: r.per_second)
+    print(f"  ratio: evakit is {rates[0].per_second / baseline.per_second:.1f}× the fastest "
+          f"{baseline_name} setting")
+
+
 def _bench(args) -> int:
     from evakit import bench
     if args.what == "loader":
-        rates = bench.loader(args.images, device=args.device)
-        for r in rates:
-            print(f"{r.name:<48} {r.per_second:>10,.0f} images/s  "
-                  f"({r.images:,} in {r.seconds:.1f} s)")
-        baseline = max(rates[1:], key=lambda r: r.per_second)
-        print(f"ratio: evakit is {rates[0].per_second / baseline.per_second:.1f}× the fastest "
-              f"torchvision setting ({baseline.name})")
+        _print_rates(bench.loader(args.images or 20_000, device=args.device), "torchvision")
+        return 0
+    if args.what == "cifar":
+        result = bench.cifar(args.images or 10_000, args.step_images, device=args.device)
+        print(f"data: {result['source']}; device: {result['device']}"
+              + (" (channels-last, bfloat16 autocast)" if result["device"].startswith("cuda")
+                 else " (float32)") + f"; {bench.torch.get_num_threads()} torch threads")
+        print("loader alone:")
+        _print_rates(result["loader"], "albumentations")
+        print("training step of the custom ResNet:")
+        _print_rates(result["step"], "albumentations")
         return 0
     result = bench.s04(max_epochs=args.epochs, device=args.device)
     reached = result["reached_99_4"]

@@ -329,25 +329,3 @@ class DigitSumLoader:
     def load_state_dict(self, state: dict) -> None:
         self.loader.load_state_dict(state["loader"])
         self.generator.set_state(state["generator"])
-
-
-def random_rotation(degrees: float) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
-    """A batch augmentation: rotate each image by a uniform angle in ±``degrees``.
-
-    The whole batch is rotated at once with ``affine_grid`` / ``grid_sample`` on its device
-    (no per-image PIL); pixels rotated in from outside are 0 (black, as MNIST's background).
-    """
-    if not 0 <= degrees <= 180:
-        raise ValueError(f"degrees must be between 0 and 180, got {degrees!r}")
-    limit = degrees * torch.pi / 180
-
-    def rotate(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        angles = (torch.rand(len(x), generator=generator) * 2 - 1) * limit
-        cos, sin = angles.cos(), angles.sin()
-        theta = torch.stack([torch.stack([cos, -sin, torch.zeros_like(cos)], 1),
-                             torch.stack([sin, cos, torch.zeros_like(cos)], 1)], 1)
-        grid = torch.nn.functional.affine_grid(theta.to(x.device), list(x.shape),
-                                               align_corners=False)
-        return torch.nn.functional.grid_sample(x, grid, align_corners=False)
-
-    return rotate

@@ -269,3 +269,139 @@ class NormNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x).flatten(1)
+
+
+# CIFAR-10 networks (sessions 6–8): conv → BN → ReLU, the order the ResNet papers use.
+
+def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, *, stride: int = 1,
+                 dilation: int = 1, pool: bool = False) -> nn.Sequential:
+    """A 'same'-padded conv (→ 2×2 max pool) → BatchNorm → ReLU."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, stride, dilation * (kernel // 2),
+                                         dilation, bias=False)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    layers += [nn.BatchNorm2d(c_out), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class DepthwiseSeparable(nn.Sequential):
+    """A 3×3 depthwise conv (one filter per channel) then a 1×1 pointwise conv mixing channels.
+
+    Parameters: 9·c_in + c_in·c_out, against 9·c_in·c_out for a full 3×3 conv.
+    """
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__(nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False),
+                         nn.Conv2d(c_in, c_out, 1, bias=False))
+
+
+@register("s06/cifar-net")
+class CifarNet(nn.Module):
+    """Session 6's assignment: C1 C2 C3 C4 → GAP → 1×1, no max pooling, for CIFAR-10.
+
+    Each of C1–C3 ends in a stride-2 3×3 conv (the downsampling max pooling would do); C2 opens
+    with a dilated conv (dilation 2: a 5×5 view for 3×3 weights) and C3 with a depthwise-
+    separable conv. Meets the constraints: < 200 000 parameters, receptive field > 44.
+    """
+
+    def __init__(self, widths: tuple[int, int, int, int] = (32, 40, 56, 64)) -> None:
+        super().__init__()
+        w1, w2, w3, w4 = widths
+        self.c1 = nn.Sequential(conv_bn_relu(3, w1 // 2), conv_bn_relu(w1 // 2, w1),
+                                conv_bn_relu(w1, w1, stride=2))
+        self.c2 = nn.Sequential(conv_bn_relu(w1, w2, dilation=2), conv_bn_relu(w2, w2),
+                                conv_bn_relu(w2, w2, stride=2))
+        self.c3 = nn.Sequential(DepthwiseSeparable(w2, w3), nn.BatchNorm2d(w3), nn.ReLU(),
+                                conv_bn_relu(w3, w3), conv_bn_relu(w3, w3, stride=2))
+        self.c4 = nn.Sequential(conv_bn_relu(w3, w4), conv_bn_relu(w4, w4))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(w4, 10, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.c4(self.c3(self.c2(self.c1(x))))).flatten(1)
+
+
+class BasicBlock(nn.Module):
+    """ResNet's basic block: two 3×3 conv–BN pairs, added to the input (projected when the
+    shape changes), then ReLU (He et al. 2016, v1)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                          nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """ResNet for 32×32 inputs: a 3×3 stem (no 7×7, no max pool), four stages of basic blocks
+    at 64/128/256/512 channels (stride 2 from the second), GAP, one linear layer.
+
+    Args:
+        blocks: basic blocks per stage — (2, 2, 2, 2) is ResNet18, (3, 4, 6, 3) ResNet34.
+        classes: output classes.
+    """
+
+    def __init__(self, blocks: tuple[int, int, int, int] = (2, 2, 2, 2),
+                 classes: int = 10) -> None:
+        super().__init__()
+        self.stem = conv_bn_relu(3, 64)
+        stages, c_in = [], 64
+        for i, (n, c_out) in enumerate(zip(blocks, (64, 128, 256, 512), strict=True)):
+            for j in range(n):
+                stages.append(BasicBlock(c_in, c_out, 2 if i > 0 and j == 0 else 1))
+                c_in = c_out
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.stages(self.stem(x))).flatten(1))
+
+
+@register("s07/resnet18")
+def resnet18(classes: int = 10) -> CifarResNet:
+    """Session 7's assignment: ResNet18, CIFAR variant (basic blocks 2-2-2-2), 11.2 M params."""
+    return CifarResNet((2, 2, 2, 2), classes)
+
+
+@register("s07/resnet34")
+def resnet34(classes: int = 10) -> CifarResNet:
+    """Session 7's assignment, deeper: ResNet34, CIFAR variant (basic blocks 3-4-6-3)."""
+    return CifarResNet((3, 4, 6, 3), classes)
+
+
+@register("s08/custom-resnet")
+class CustomResNet(nn.Module):
+    """Session 8's assignment: the 9-layer residual network of Page's DAWNBench work.
+
+    prep 64 → layer1: conv 128, max pool, + residual (two conv 128) → layer2: conv 256, max
+    pool → layer3: conv 512, max pool, + residual (two conv 512) → max pool 4 → linear, with
+    the logits scaled by ``scale`` (Page's 0.125 keeps early softmax outputs soft at high LR).
+    """
+
+    def __init__(self, classes: int = 10, scale: float = 0.125) -> None:
+        super().__init__()
+        self.prep = conv_bn_relu(3, 64)
+        self.layer1 = conv_bn_relu(64, 128, pool=True)
+        self.res1 = nn.Sequential(conv_bn_relu(128, 128), conv_bn_relu(128, 128))
+        self.layer2 = conv_bn_relu(128, 256, pool=True)
+        self.layer3 = conv_bn_relu(256, 512, pool=True)
+        self.res3 = nn.Sequential(conv_bn_relu(512, 512), conv_bn_relu(512, 512))
+        self.pool = nn.MaxPool2d(4)
+        self.fc = nn.Linear(512, classes, bias=False)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer1(self.prep(x))
+        x = x + self.res1(x)
+        x = self.layer3(self.layer2(x))
+        x = x + self.res3(x)
+        return self.fc(self.pool(x).flatten(1)) * self.scale

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evakit import data, models, train
+from evakit import augment, data, models, train
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,16 @@ class Recipe:
     optimizer: str = "sgd"          # "sgd" or "adam"
     lr: float = 0.01
     momentum: float = 0.9
+    nesterov: bool = False
     weight_decay: float = 0.0
     scheduler: str | None = None    # None, "step", "onecycle" or "plateau"
+    pct_start: float = 0.3          # one-cycle: fraction of the run spent raising the LR
     rotation: float = 0.0           # random rotation of training images, ± degrees
+    shift: float = 0.0              # random shift, ± this fraction of the image (with scale:
+    scale: float = 0.0              # random zoom in [1 − scale, 1 + scale]  an affine transform)
+    crop_padding: int = 0           # pad by this much (reflect), then crop back at random
+    flip: bool = False              # mirror half the images left–right
+    cutout: int = 0                 # blank one square of this side, filled with the mean
     l1: float = 0.0                 # weight of the L1 penalty on all weights
     seed: int = 1
 
@@ -121,6 +128,22 @@ for _norm, _what in (("bn", "batch norm"), ("gn", "group norm (4 groups)"),
 _add(Recipe("s05/bn-l1", "5", "Session 5: batch norm plus an L1 penalty (λ = 1e-4).",
             "s05/norm-net", {"norm": "bn"}, epochs=20, lr=0.05, scheduler="onecycle", l1=1e-4))
 
+# Sessions 6–8: CIFAR-10.
+_add(Recipe("s06/cifar-net", "6", "Session 6 assignment: C1C2C3C40, no max pooling, dilated and "
+            "depthwise-separable convs, < 200 k params; flip + affine + cutout 16.",
+            "s06/cifar-net", dataset="cifar10", epochs=40, lr=0.05, weight_decay=5e-4,
+            scheduler="onecycle", flip=True, shift=0.0625, scale=0.1, rotation=15.0, cutout=16))
+for _depth in (18, 34):
+    _add(Recipe(f"s07/resnet{_depth}", "7", f"Session 7 assignment: ResNet{_depth} (CIFAR "
+                "variant), 20 epochs, random crop (pad 4) + cutout 16.", f"s07/resnet{_depth}",
+                dataset="cifar10", epochs=20, lr=0.1, weight_decay=5e-4, scheduler="onecycle",
+                crop_padding=4, cutout=16))
+_add(Recipe("s08/custom-resnet", "8", "Session 8 assignment: the custom ResNet, 24 epochs, "
+            "one-cycle peaking at epoch 5, batch 512, crop + flip + cutout 8.",
+            "s08/custom-resnet", dataset="cifar10", epochs=24, batch_size=512, lr=0.4,
+            nesterov=True, weight_decay=5e-4, scheduler="onecycle", pct_start=5 / 24,
+            crop_padding=4, flip=True, cutout=8))
+
 
 def names() -> list[str]:
     """Every recipe name, sorted."""
@@ -174,6 +197,7 @@ class Run:
     fast: bool
     data_sources: dict[str, str]
     metrics: dict[str, float]
+    limit: int | None = None
 
 
 def build_model(recipe: Recipe) -> nn.Module:
@@ -184,7 +208,7 @@ def build_model(recipe: Recipe) -> nn.Module:
 def _optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                               weight_decay=recipe.weight_decay)
+                               nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
     if recipe.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=recipe.lr,
                                 weight_decay=recipe.weight_decay)
@@ -199,19 +223,45 @@ def _scheduler(recipe: Recipe, optimizer, epochs: int, steps_per_epoch: int):
                                                gamma=0.1)
     if recipe.scheduler == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, epochs=epochs,
-                                                   steps_per_epoch=steps_per_epoch)
+                                                   steps_per_epoch=steps_per_epoch,
+                                                   pct_start=recipe.pct_start)
     if recipe.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=2)
     raise ValueError(f"recipe {recipe.name}: unknown scheduler {recipe.scheduler!r}")
 
 
-def loaders(recipe: Recipe, *, fast: bool | None = None, device: str | torch.device = "cpu"):
-    """Train and test batches for the recipe (FAST slices when ``fast``)."""
+def train_augment(recipe: Recipe, mean: tuple[float, ...]) -> augment.Augment | None:
+    """The recipe's training augmentation as one batch function (None when it has none).
+
+    Order: crop, flip, affine (or plain rotation), cutout filled with the dataset ``mean``.
+    """
+    steps = []
+    if recipe.crop_padding:
+        steps.append(augment.random_crop(recipe.crop_padding))
+    if recipe.flip:
+        steps.append(augment.random_flip())
+    if recipe.shift or recipe.scale:
+        steps.append(augment.random_affine(degrees=recipe.rotation, shift=recipe.shift,
+                                           scale=recipe.scale, fill=mean))
+    elif recipe.rotation:
+        steps.append(augment.random_rotation(recipe.rotation))
+    if recipe.cutout:
+        steps.append(augment.cutout(recipe.cutout, fill=mean))
+    if not steps:
+        return None
+    return steps[0] if len(steps) == 1 else augment.compose(*steps)
+
+
+def loaders(recipe: Recipe, *, fast: bool | None = None, device: str | torch.device = "cpu",
+            limit: int | None = None):
+    """Train and test batches for the recipe (FAST slices when ``fast``; only the first
+    ``limit`` training images when given)."""
     train_set = data.load(recipe.dataset, "train", fast=fast)
+    if limit is not None:
+        train_set = train_set.subset(limit)
     test_set = data.load(recipe.dataset, "test", fast=fast)
-    augment = data.random_rotation(recipe.rotation) if recipe.rotation else None
     train_loader = data.Loader(train_set, recipe.batch_size, shuffle=True, device=device,
-                               seed=recipe.seed, augment=augment)
+                               seed=recipe.seed, augment=train_augment(recipe, train_set.mean))
     test_loader = data.Loader(test_set, 1000, device=device)
     if recipe.task == "digit-sum":
         return (data.DigitSumLoader(train_loader, seed=recipe.seed),
@@ -222,7 +272,7 @@ def loaders(recipe: Recipe, *, fast: bool | None = None, device: str | torch.dev
 def run(recipe: Recipe | str, *, epochs: int | None = None, seed: int | None = None,
         fast: bool | None = None,
         device: str | torch.device | None = None, checkpoint: str | Path | None = None,
-        resume: bool = False, verbose: bool = True) -> Run:
+        resume: bool = False, verbose: bool = True, limit: int | None = None) -> Run:
     """Train a recipe from scratch (or resume it) and evaluate it.
 
     Args:
@@ -234,6 +284,8 @@ def run(recipe: Recipe | str, *, epochs: int | None = None, seed: int | None = N
         checkpoint: file checkpointed every epoch.
         resume: continue from ``checkpoint``.
         verbose: print one line per epoch.
+        limit: train on the first ``limit`` training images only — a smoke run for a notebook
+            on a CPU, which a record refuses.
     """
     recipe = get(recipe) if isinstance(recipe, str) else recipe
     if epochs is not None:
@@ -245,7 +297,7 @@ def run(recipe: Recipe | str, *, epochs: int | None = None, seed: int | None = N
     fast = data.is_fast() if fast is None else fast
     device = torch.device(device) if device is not None else train.pick_device()
     train.seed_everything(recipe.seed)
-    train_batches, test_batches = loaders(recipe, fast=fast, device=device)
+    train_batches, test_batches = loaders(recipe, fast=fast, device=device, limit=limit)
     model = build_model(recipe).to(device)
     optimizer = _optimizer(recipe, model)
     scheduler = _scheduler(recipe, optimizer, recipe.epochs, len(train_batches))
@@ -264,7 +316,7 @@ def run(recipe: Recipe | str, *, epochs: int | None = None, seed: int | None = N
         metrics.update(digit_sum_accuracies(model, test_batches))
     inner = [getattr(b, "loader", b) for b in (train_batches, test_batches)]
     return Run(recipe, model, history, models.count_parameters(model), str(device), wall, fast,
-               {"train": inner[0].data.source, "test": inner[1].data.source}, metrics)
+               {"train": inner[0].data.source, "test": inner[1].data.source}, metrics, limit)
 
 
 def digit_sum_accuracies(model: nn.Module, batches) -> dict[str, float]:

@@ -83,6 +83,9 @@ def make(run, command: str | None = None, git: dict | None = None) -> dict:
     """
     import torchvision
 
+    if run.limit is not None:
+        raise ValueError(f"{run.recipe.name} was trained on its first {run.limit} images only; "
+                         "a record needs the full training set")
     recipe = run.recipe
     planned = get(recipe.name).epochs
     return {

@@ -72,3 +72,51 @@ def test_cli_sheet_writes_a_workbook(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["sheet", "backprop", "-o", str(out), "--steps", "0"])
     assert e.value.code == 2
+
+
+class PooledCifarNet(nn.Module):
+    """A small CIFAR net that breaks session 6's rules: max pooling, no dilation, no depthwise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                  nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_s06_model_meets_the_structure_constraints_and_a_pooled_net_does_not():
+    assert check.grade("s06", model=models.create("s06/cifar-net")).passed
+    failed = {v.constraint for v in check.grade("s06", model=PooledCifarNet()).verdicts
+              if not v.passed}
+    assert failed == {"receptive field > 44", "no max pooling",
+                      "a depthwise-separable convolution", "a dilated convolution"}
+
+
+def test_s06_record_is_graded_on_its_final_accuracy():
+    report = check.grade("s06", _record("s06/cifar-net", accs=(80.0, 86.0, 84.9)))
+    assert [v.constraint for v in report.verdicts if not v.passed] == ["test accuracy ≥ 85 %"]
+
+
+def test_s08_custom_resnet_passes_and_resnet18_fails_on_layout():
+    assert check.grade("s08", model=models.create("s08/custom-resnet")).passed
+    failed = {v.constraint for v in check.grade("s08", model=models.create("s07/resnet18"))
+              .verdicts if not v.passed}
+    assert failed == {"two residual additions (layer 1 and layer 3)",
+                      "MaxPool(4) before the classifier"}
+
+
+def test_s08_record_needs_24_epochs_and_90_percent_and_reports_the_stretch():
+    report = check.grade("s08", _record("s08/custom-resnet", accs=[50.0] * 23 + [93.9]))
+    assert report.passed and "stretch ≥ 93.8 %: met" in str(report)
+    short = check.grade("s08", _record("s08/custom-resnet", accs=[50.0] * 20 + [89.0]))
+    assert {v.constraint for v in short.verdicts if not v.passed} == {"24 epochs",
+                                                                      "test accuracy ≥ 90 %"}
+
+
+def test_cli_grades_a_recipes_structure_without_a_record(capsys):
+    assert cli.main(["check", "s06", "s06/cifar-net", "--structure"]) == 0
+    assert "all constraints met" in capsys.readouterr().out
+    assert cli.main(["check", "s06", "s07/resnet18", "--structure"]) == 1

@@ -87,3 +87,11 @@ def test_bench_loader_prints_both_pipelines_and_a_ratio(capsys):
     assert cli.main(["bench", "loader", "--images", "512", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "evakit Loader" in out and "torchvision DataLoader" in out and "ratio:" in out
+
+
+def test_bench_cifar_prints_loader_and_step_rates_with_ratios(capsys):
+    assert cli.main(["bench", "cifar", "--images", "1024", "--step-images", "16",
+                     "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "evakit Loader" in out and "DataLoader + albumentations, 2 workers" in out
+    assert "training step of the custom ResNet" in out and out.count("ratio:") == 2

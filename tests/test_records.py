@@ -2,7 +2,11 @@
 
 import json
 
-from evakit import records
+import pytest
+import torch
+
+from evakit import recipes, records
+from tests.conftest import needs_real
 
 
 def _record(**over):
@@ -52,3 +56,22 @@ def test_every_committed_record_is_complete_and_full_size():
         assert r["git_commit"], f"{path} does not say which commit produced it"
         assert len(r["history"]["test_acc"]) == r["epochs_run"]
         assert "mnist-train" in r["data"]["train"] and "first" not in r["data"]["train"]
+
+
+@needs_real("mnist", "train")
+def test_a_run_on_a_limited_slice_cannot_become_a_record():
+    run = recipes.run("s01/rf-net", epochs=1, fast=False, limit=64, device="cpu", verbose=False)
+    assert run.data_sources["train"].endswith("(first 64 of 60000)")
+    with pytest.raises(ValueError, match="first 64 images only"):
+        records.make(run)
+
+
+def test_session8_recipe_augments_with_crop_flip_and_mean_filled_cutout():
+    recipe = recipes.get("s08/custom-resnet")
+    mean = (0.25, 0.5, 0.75)
+    x = torch.zeros(64, 3, 32, 32)
+    out = recipes.train_augment(recipe, mean)(x, torch.Generator().manual_seed(0))
+    filled = (out != 0).any(1)
+    assert filled.flatten(1).sum(1).max() <= 8 * 8 and filled.any()
+    assert torch.allclose(out[:, 2][filled], torch.tensor(0.75))
+    assert recipes.train_augment(recipes.get("s01/rf-net"), (0.1,)) is None

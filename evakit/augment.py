@@ -1,0 +1,257 @@
+"""Augmentations applied to whole batches of tensors, on the batch's device.
+
+Each builder returns an :data:`Augment`: a function of a float batch N×C×H×W in [0, 1] and a
+``torch.Generator`` that returns the augmented batch. Random draws come from that generator
+(on the CPU) so a seeded :class:`evakit.data.Loader` augments identically on every machine; the
+pixel work happens on the batch's device, one call per batch, with no per-image PIL.
+
+Label-mixing augmentations (:func:`mixup`, :func:`ricap`) also change the targets, so they take
+and return labels and are trained with :func:`mixed_loss`.
+
+:class:`AlbumentationsDataset` is the other road: albumentations transforms applied image by
+image in a ``Dataset`` — what most courses do, and the baseline ``evakit bench cifar`` times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator)
+
+
+def _fill(fill: float | Sequence[float], x: torch.Tensor) -> torch.Tensor:
+    """``fill`` as a tensor that broadcasts over ``x`` (one value, or one per channel)."""
+    value = torch.as_tensor(fill, dtype=x.dtype, device=x.device)
+    return value.view(1, -1, 1, 1) if value.ndim else value
+
+
+def compose(*augments: Augment) -> Augment:
+    """Apply ``augments`` one after another."""
+    def composed(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for augment in augments:
+            x = augment(x, generator)
+        return x
+    return composed
+
+
+def random_rotation(degrees: float) -> Augment:
+    """Rotate each image by a uniform angle in ±``degrees``.
+
+    The whole batch is rotated at once with ``affine_grid`` / ``grid_sample``; pixels rotated in
+    from outside are 0 (black, as MNIST's background).
+    """
+    if not 0 <= degrees <= 180:
+        raise ValueError(f"degrees must be between 0 and 180, got {degrees!r}")
+    limit = degrees * torch.pi / 180
+
+    def rotate(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        angles = (torch.rand(len(x), generator=generator) * 2 - 1) * limit
+        cos, sin = angles.cos(), angles.sin()
+        theta = torch.stack([torch.stack([cos, -sin, torch.zeros_like(cos)], 1),
+                             torch.stack([sin, cos, torch.zeros_like(cos)], 1)], 1)
+        grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, align_corners=False)
+
+    return rotate
+
+
+def random_affine(*, degrees: float = 0.0, shift: float = 0.0, scale: float = 0.0,
+                  fill: float | Sequence[float] = 0.0) -> Augment:
+    """Shift, scale and rotate each image at random (albumentations' ``Affine`` on a batch).
+
+    Args:
+        degrees: rotation drawn uniformly in ±``degrees``.
+        shift: translation drawn uniformly in ±``shift`` × the image size, per axis.
+        scale: zoom factor drawn uniformly in [1 − ``scale``, 1 + ``scale``].
+        fill: value of pixels that come in from outside the image (one, or one per channel).
+    """
+    if not 0 <= degrees <= 180:
+        raise ValueError(f"degrees must be between 0 and 180, got {degrees!r}")
+    if not 0 <= shift < 1 or not 0 <= scale < 1:
+        raise ValueError(f"shift and scale must be in [0, 1), got {shift!r} and {scale!r}")
+    limit = degrees * torch.pi / 180
+
+    def transform(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n = len(x)
+        angle = _uniform(n, -limit, limit, generator)
+        zoom = _uniform(n, 1 - scale, 1 + scale, generator)
+        tx, ty = (_uniform(n, -2 * shift, 2 * shift, generator) for _ in range(2))
+        cos, sin = angle.cos() / zoom, angle.sin() / zoom
+        # affine_grid maps output to input coordinates: zooming in divides, shifting subtracts.
+        theta = torch.stack([torch.stack([cos, -sin, -tx], 1),
+                             torch.stack([sin, cos, -ty], 1)], 1)
+        grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+        value = _fill(fill, x)
+        return F.grid_sample(x - value, grid, align_corners=False) + value
+
+    return transform
+
+
+def random_crop(padding: int, mode: str = "reflect") -> Augment:
+    """Pad by ``padding`` on every side, then cut each image back to its size at a random offset.
+
+    Args:
+        padding: pixels added on each side (the crop moves the image by up to this much).
+        mode: ``"reflect"``, ``"replicate"`` or ``"constant"`` (zeros), as in ``F.pad``.
+    """
+    if padding < 0:
+        raise ValueError(f"padding must be ≥ 0, got {padding!r}")
+
+    def crop(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, _, h, w = x.shape
+        padded = F.pad(x, (padding,) * 4, mode=mode)
+        dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+        dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]   # N×H×1
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]   # N×1×W
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+
+    return crop
+
+
+def random_flip(p: float = 0.5) -> Augment:
+    """Mirror each image left–right with probability ``p``."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+
+    def flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        mirror = (torch.rand(len(x), generator=generator) < p).to(x.device)
+        return torch.where(mirror.view(-1, 1, 1, 1), x.flip(3), x)
+
+    return flip
+
+
+def _square_mask(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """N×1×H×W, True inside a size×size square centred anywhere in the image (it may be cut)."""
+    n, _, h, w = x.shape
+    cy = torch.randint(0, h, (n,), generator=generator).to(x.device)
+    cx = torch.randint(0, w, (n,), generator=generator).to(x.device)
+    top, left = cy - size // 2, cx - size // 2
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    inside = ((ys >= top.view(-1, 1, 1)) & (ys < (top + size).view(-1, 1, 1))
+              & (xs >= left.view(-1, 1, 1)) & (xs < (left + size).view(-1, 1, 1)))
+    return inside[:, None]
+
+
+def cutout(size: int, fill: float | Sequence[float] = 0.0) -> Augment:
+    """Cutout (DeVries & Taylor 2017): blank one ``size``×``size`` square per image.
+
+    The square's centre is uniform over the image, so near a border only part of it lands —
+    as in the paper. ``fill`` is one value or one per channel (e.g. the dataset mean).
+    """
+    if size < 1:
+        raise ValueError(f"cutout size must be a positive integer, got {size!r}")
+
+    def cut(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return torch.where(_square_mask(x, size, generator), _fill(fill, x), x)
+
+    return cut
+
+
+def patch_gaussian(size: int, sigma: float) -> Augment:
+    """Patch Gaussian (Lopes et al. 2019): Gaussian noise inside one random square per image.
+
+    Each image draws its noise level uniformly in [0, ``sigma``]; the result is clipped to
+    [0, 1]. It sits between Cutout (size small, noise huge) and Gaussian noise (size = image).
+    """
+    if size < 1 or sigma < 0:
+        raise ValueError(f"need size ≥ 1 and sigma ≥ 0, got {size!r} and {sigma!r}")
+
+    def noise(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        mask = _square_mask(x, size, generator)
+        level = _uniform(len(x), 0, sigma, generator).view(-1, 1, 1, 1)
+        gauss = torch.randn(x.shape, generator=generator) * level
+        return torch.where(mask, (x + gauss.to(x.device)).clamp(0, 1), x)
+
+    return noise
+
+
+def _beta(alpha: float, generator: torch.Generator, n: int = 1) -> np.ndarray:
+    """Beta(alpha, alpha) draws seeded from ``generator`` (torch has no seeded Beta sampler)."""
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    return np.random.default_rng(seed).beta(alpha, alpha, n)
+
+
+def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float,
+          generator: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor], list[float]]:
+    """mixup (Zhang et al. 2018): blend the batch with a shuffled copy of itself.
+
+    Returns:
+        The blended images, the two label tensors, and their weights (λ, 1 − λ) for
+        :func:`mixed_loss`; λ ~ Beta(``alpha``, ``alpha``).
+    """
+    if alpha <= 0:
+        raise ValueError(f"alpha must be positive, got {alpha!r}")
+    lam = float(_beta(alpha, generator)[0])
+    perm = torch.randperm(len(x), generator=generator).to(x.device)
+    return lam * x + (1 - lam) * x[perm], [y, y[perm]], [lam, 1 - lam]
+
+
+def ricap(x: torch.Tensor, y: torch.Tensor, beta: float,
+          generator: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor], list[float]]:
+    """RICAP (Takahashi et al. 2018): tile four crops of four images into one.
+
+    A boundary point (w, h) ~ Beta(``beta``, ``beta``) splits the image into four rectangles;
+    each is filled with a random crop of that size from a shuffled copy of the batch.
+
+    Returns:
+        The patched images, four label tensors, and the four area fractions as weights.
+    """
+    if beta <= 0:
+        raise ValueError(f"beta must be positive, got {beta!r}")
+    _, _, h, w = x.shape
+    bw, bh = (int(round(s * b)) for s, b in zip((w, h), _beta(beta, generator, 2), strict=True))
+    sizes = [(bw, bh), (w - bw, bh), (bw, h - bh), (w - bw, h - bh)]
+    corners = [(0, 0), (bw, 0), (0, bh), (bw, bh)]
+    out, labels, weights = torch.empty_like(x), [], []
+    for (cw, ch), (left, top) in zip(sizes, corners, strict=True):
+        perm = torch.randperm(len(x), generator=generator).to(x.device)
+        ox = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
+        oy = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
+        out[:, :, top:top + ch, left:left + cw] = x[perm, :, oy:oy + ch, ox:ox + cw]
+        labels.append(y[perm])
+        weights.append(cw * ch / (w * h))
+    return out, labels, weights
+
+
+def mixed_loss(logits: torch.Tensor, labels: Sequence[torch.Tensor],
+               weights: Sequence[float]) -> torch.Tensor:
+    """Cross-entropy against several label sets, weighted (mixup: λ and 1 − λ; RICAP: areas)."""
+    return sum(wt * F.cross_entropy(logits, y) for y, wt in zip(labels, weights, strict=True))
+
+
+class AlbumentationsDataset(torch.utils.data.Dataset):
+    """uint8 images N×C×H×W served one at a time through an albumentations transform.
+
+    The transform receives an H×W×C uint8 array (albumentations' convention) and must end in
+    ``Normalize`` + ``ToTensorV2`` so that items are float C×H×W tensors, as a model expects.
+
+    Args:
+        images: uint8 tensor N×C×H×W (an :class:`evakit.data.ImageSet`'s ``images``).
+        labels: int64 tensor N.
+        transform: an ``albumentations.Compose``.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be a uint8 N×C×H×W tensor, got {images.dtype} with "
+                             f"shape {tuple(images.shape)}")
+        self.images = images.permute(0, 2, 3, 1).contiguous().numpy()
+        self.labels = labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(image=self.images[i])["image"], int(self.labels[i])
