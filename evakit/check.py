@@ -67,7 +67,7 @@ def _structure(model: nn.Module, input_size, *, max_params: int, layers: bool) -
                      Verdict("uses dropout", f"{drop} Dropout", drop > 0),
                      Verdict("uses global average pooling", f"{gap} GAP", gap > 0),
                      Verdict("exactly one fully connected layer", f"{fc} Linear", fc == 1)]
-    final_rf = _final_rf(model, input_size)
+    final_rf = rf.receptive_field(model, input_size)
     verdicts.append(Verdict("receptive field covers the image",
                             f"RF {final_rf} for a {input_size[1]}×{input_size[2]} input",
                             final_rf >= input_size[1]))
@@ -99,16 +99,12 @@ def _s04(model, record) -> list[Verdict]:
     return verdicts
 
 
-def _final_rf(model: nn.Module, input_size) -> int:
-    return [r for r in rf.summary(model, input_size).column("RF") if r is not None][-1]
-
-
 def _s06(model, record) -> list[Verdict]:
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     depthwise = [c for c in convs if c.groups > 1 and c.groups == c.in_channels]
     dilated = [c for c in convs if max(c.dilation) > 1]
     pools = _count(model, (nn.MaxPool2d, nn.AdaptiveMaxPool2d))
-    gap, final_rf = _count(model, GAP_TYPES), _final_rf(model, (3, 32, 32))
+    gap, final_rf = _count(model, GAP_TYPES), rf.receptive_field(model, (3, 32, 32))
     params = models.count_parameters(model)
     verdicts = [
         Verdict("parameters < 200,000", f"{params:,}", params < 200_000),

@@ -347,35 +347,41 @@ class CifarResNet(nn.Module):
     Args:
         blocks: basic blocks per stage — (2, 2, 2, 2) is ResNet18, (3, 4, 6, 3) ResNet34.
         classes: output classes.
+        width: channels of the first stage (64 in the paper; the others double it). A smaller
+            width is the same architecture at a fraction of the cost, for CPU smoke runs.
     """
 
     def __init__(self, blocks: tuple[int, int, int, int] = (2, 2, 2, 2),
-                 classes: int = 10) -> None:
+                 classes: int = 10, width: int = 64) -> None:
         super().__init__()
-        self.stem = conv_bn_relu(3, 64)
-        stages, c_in = [], 64
-        for i, (n, c_out) in enumerate(zip(blocks, (64, 128, 256, 512), strict=True)):
+        self.stem = conv_bn_relu(3, width)
+        stages, c_in = [], width
+        for i, (n, c_out) in enumerate(zip(blocks, (width * 2**k for k in range(4)),
+                                           strict=True)):
+            stage = []
             for j in range(n):
-                stages.append(BasicBlock(c_in, c_out, 2 if i > 0 and j == 0 else 1))
+                stage.append(BasicBlock(c_in, c_out, 2 if i > 0 and j == 0 else 1))
                 c_in = c_out
+            stages.append(nn.Sequential(*stage))
+        # stages[k] is stage k + 1, at 32, 16, 8 and 4 pixels for a 32×32 input.
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, classes)
+        self.fc = nn.Linear(c_in, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(self.stages(self.stem(x))).flatten(1))
 
 
 @register("s07/resnet18")
-def resnet18(classes: int = 10) -> CifarResNet:
+def resnet18(classes: int = 10, width: int = 64) -> CifarResNet:
     """Session 7's assignment: ResNet18, CIFAR variant (basic blocks 2-2-2-2), 11.2 M params."""
-    return CifarResNet((2, 2, 2, 2), classes)
+    return CifarResNet((2, 2, 2, 2), classes, width)
 
 
 @register("s07/resnet34")
-def resnet34(classes: int = 10) -> CifarResNet:
+def resnet34(classes: int = 10, width: int = 64) -> CifarResNet:
     """Session 7's assignment, deeper: ResNet34, CIFAR variant (basic blocks 3-4-6-3)."""
-    return CifarResNet((3, 4, 6, 3), classes)
+    return CifarResNet((3, 4, 6, 3), classes, width)
 
 
 @register("s08/custom-resnet")
@@ -385,18 +391,21 @@ class CustomResNet(nn.Module):
     prep 64 → layer1: conv 128, max pool, + residual (two conv 128) → layer2: conv 256, max
     pool → layer3: conv 512, max pool, + residual (two conv 512) → max pool 4 → linear, with
     the logits scaled by ``scale`` (Page's 0.125 keeps early softmax outputs soft at high LR).
+    ``width`` is the prep layer's channels (64; the later ones are 2, 4 and 8 times it) — a
+    smaller width is the same network at a fraction of the cost, for CPU smoke runs.
     """
 
-    def __init__(self, classes: int = 10, scale: float = 0.125) -> None:
+    def __init__(self, classes: int = 10, scale: float = 0.125, width: int = 64) -> None:
         super().__init__()
-        self.prep = conv_bn_relu(3, 64)
-        self.layer1 = conv_bn_relu(64, 128, pool=True)
-        self.res1 = nn.Sequential(conv_bn_relu(128, 128), conv_bn_relu(128, 128))
-        self.layer2 = conv_bn_relu(128, 256, pool=True)
-        self.layer3 = conv_bn_relu(256, 512, pool=True)
-        self.res3 = nn.Sequential(conv_bn_relu(512, 512), conv_bn_relu(512, 512))
+        w1, w2, w3 = 2 * width, 4 * width, 8 * width
+        self.prep = conv_bn_relu(3, width)
+        self.layer1 = conv_bn_relu(width, w1, pool=True)
+        self.res1 = nn.Sequential(conv_bn_relu(w1, w1), conv_bn_relu(w1, w1))
+        self.layer2 = conv_bn_relu(w1, w2, pool=True)
+        self.layer3 = conv_bn_relu(w2, w3, pool=True)
+        self.res3 = nn.Sequential(conv_bn_relu(w3, w3), conv_bn_relu(w3, w3))
         self.pool = nn.MaxPool2d(4)
-        self.fc = nn.Linear(512, classes, bias=False)
+        self.fc = nn.Linear(w3, classes, bias=False)
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -178,3 +178,15 @@ def results_markdown(record: dict) -> str:
             f"{h['train_acc'][best_train]:.2f} % (epoch {best_train + 1}). Best test accuracy: "
             f"{h['test_acc'][best_test]:.2f} % (epoch {best_test + 1}); last epoch "
             f"{h['test_acc'][-1]:.2f} %. *{provenance(record)}.*")
+
+
+def results_or_missing(recipe: str, directory: Path | None = None) -> str:
+    """The recipe's Results block when it has a record, else a plain statement that it has none
+    and the one command that makes it (a page never shows a number no run produced)."""
+    try:
+        return results_markdown(load(recipe, directory))
+    except FileNotFoundError:
+        return (f"**Results.** No recorded full run of `{recipe}` yet: the workplace that built "
+                "this page had neither the full dataset nor a GPU. On a GPU (Colab works), "
+                f"`evakit train {recipe} --record` makes the record this block is generated "
+                "from.")

@@ -170,3 +170,65 @@ def matrix(values, *, ax=None, fmt: str = "{:g}", cmap: str = "Greys", title: st
     if title:
         ax.set_title(title)
     return fig
+
+
+def misclassified(images, preds: torch.Tensor, labels: torch.Tensor,
+                  classes: Sequence[str], *, n: int = 10, cols: int = 5,
+                  suptitle: str | None = None) -> Figure:
+    """The first ``n`` images whose prediction is wrong, titled "true / predicted".
+
+    Args:
+        images: the test images, in the order of ``preds`` and ``labels``.
+        preds: predicted class per image.
+        labels: true class per image.
+        classes: class names.
+    """
+    wrong = torch.nonzero(preds != labels).flatten()[:n].tolist()
+    if not wrong:
+        raise ValueError("no misclassified images to show: every prediction is right")
+    return image_grid([images[i] for i in wrong],
+                      [f"{classes[labels[i]]} / {classes[preds[i]]}" for i in wrong],
+                      cols=cols, size=1.7, title_colors=["C3"] * len(wrong),
+                      suptitle=suptitle or f"{len(wrong)} misclassified (true / predicted)")
+
+
+def _feature_size(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor) -> tuple:
+    sizes = []
+    handle = layer.register_forward_hook(lambda m, i, out: sizes.append(tuple(out.shape[-2:])))
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        handle.remove()
+    return sizes[0]
+
+
+def gradcam_gallery(model: torch.nn.Module, layer: torch.nn.Module, inputs: torch.Tensor,
+                    images, titles: Sequence[str], *, targets: Sequence[int] | None = None,
+                    cols: int = 5, suptitle: str | None = None) -> Figure:
+    """GradCAM heat maps (the ``grad-cam`` package) over the images, one panel each.
+
+    Args:
+        model: the trained network (put in eval mode here).
+        layer: the layer whose activations are weighted; its map must be at least 5×5 —
+            a 4×4 map spreads one cell over a quarter of the image and says little.
+        inputs: the model's inputs (normalized), N×C×H×W.
+        images: the same images for display (uint8 or floats in [0, 1]).
+        titles: one title per image.
+        targets: the class each map explains (default: the predicted class).
+    """
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    size = _feature_size(model.eval(), layer, inputs)
+    if min(size) < 5:
+        raise ValueError(f"GradCAM needs a feature map of at least 5×5, the layer given gives "
+                         f"{size[0]}×{size[1]}: choose an earlier layer")
+    wanted = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
+    with GradCAM(model=model, target_layers=[layer]) as cam:
+        maps = cam(input_tensor=inputs, targets=wanted)
+    overlays = [show_cam_on_image(to_hwc(img).astype(np.float32), m, use_rgb=True)
+                for img, m in zip(images, maps, strict=True)]
+    return image_grid(overlays, titles, cols=cols, size=1.7,
+                      suptitle=suptitle or "GradCAM: where the evidence for the class lies")

@@ -37,7 +37,7 @@ print(S)
 # %%
 from IPython.display import Markdown, display
 
-from evakit import check, data, recipes, records, rf, viz
+from evakit import augment, check, data, recipes, records, rf, viz
 
 
 def show(name: str) -> dict:
@@ -58,7 +58,7 @@ def show(name: str) -> dict:
 
 # %%
 train_set = data.load("mnist", "train")
-loader = data.Loader(train_set, 16, shuffle=True, seed=0, augment=data.random_rotation(7.0))
+loader = data.Loader(train_set, 16, shuffle=True, seed=0, augment=augment.random_rotation(7.0))
 x, y = next(iter(loader))
 viz.image_grid(x * 0.3081 + 0.1307, [f"label {int(v)}" for v in y], cols=8,
                suptitle="a training batch, each image rotated by up to ±7°");

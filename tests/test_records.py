@@ -75,3 +75,11 @@ def test_session8_recipe_augments_with_crop_flip_and_mean_filled_cutout():
     assert filled.flatten(1).sum(1).max() <= 8 * 8 and filled.any()
     assert torch.allclose(out[:, 2][filled], torch.tensor(0.75))
     assert recipes.train_augment(recipes.get("s01/rf-net"), (0.1,)) is None
+
+
+def test_results_or_missing_says_plainly_when_there_is_no_record(tmp_path):
+    text = records.results_or_missing("s08/custom-resnet", tmp_path)
+    assert "No recorded full run" in text and "evakit train s08/custom-resnet --record" in text
+    records.save(_record(recipe="s08/custom-resnet", seed=1, seed_is_default=True), tmp_path)
+    found = records.results_or_missing("s08/custom-resnet", tmp_path)
+    assert found.startswith("**Results.** Parameters")

@@ -57,3 +57,22 @@ def test_bad_input_is_one_sentence():
         viz.channels(torch.zeros(8, 8))
     with pytest.raises(ValueError, match="4-D conv weight"):
         viz.kernel_grid(nn.Linear(2, 2).weight)
+
+
+def test_misclassified_shows_only_wrong_predictions_and_refuses_when_none():
+    images = torch.rand(6, 3, 8, 8)
+    preds, labels = torch.tensor([0, 1, 2, 3, 4, 5]), torch.tensor([0, 2, 2, 1, 4, 0])
+    fig = viz.misclassified(images, preds, labels, [str(i) for i in range(6)])
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["2 / 1", "1 / 3", "0 / 5"]
+    with pytest.raises(ValueError, match="no misclassified"):
+        viz.misclassified(images, labels, labels, [str(i) for i in range(6)])
+
+
+def test_gradcam_gallery_refuses_a_feature_map_under_5_pixels():
+    model = models.create("s07/resnet18")
+    x = torch.randn(2, 3, 32, 32)
+    fig = viz.gradcam_gallery(model, model.stages[2], x, torch.rand(2, 3, 32, 32), ["a", "b"])
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 2
+    with pytest.raises(ValueError, match="at least 5×5.*4×4"):
+        viz.gradcam_gallery(model, model.stages[3], x, torch.rand(2, 3, 32, 32), ["a", "b"])
