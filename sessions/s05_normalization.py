@@ -382,11 +382,10 @@ test_batches = data.Loader(test_set, 1000)
 for name in variants:
     live = recipes.run(name, epochs=4 if S.fast else None, verbose=False)
     preds, labels = train.predict(live.model, test_batches)
-    wrong = torch.nonzero(preds != labels).flatten()[:10]
-    fig = viz.image_grid(test_set.images[wrong], [f"true {labels[i]} / pred {preds[i]}" for i in wrong],
-                         cols=5, size=1.6, title_colors=["C3"] * len(wrong),
-                         suptitle=f"{name}: 10 misclassified ({'FAST model' if S.fast else 'full run'}, "
-                                  f"test acc {live.history.test_acc[-1]:.2f} %)")
+    fig = viz.misclassified(test_set.images, preds, labels, test_set.classes,
+                            suptitle=f"{name}: 10 misclassified, true / predicted "
+                                     f"({'FAST model' if S.fast else 'full run'}, "
+                                     f"test acc {live.history.test_acc[-1]:.2f} %)")
 
 # %% [markdown]
 # ## Exercises

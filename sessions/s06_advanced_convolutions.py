@@ -303,7 +303,7 @@ fig.tight_layout()
 
 # %%
 labels = test_set.labels[first[:8]]
-mixed, mix_labels, mix_w = augment.mixup(batch, labels, 0.4, torch.Generator().manual_seed(3))
+mixed, mix_labels, mix_w = augment.mixup(batch, labels, 1.0, torch.Generator().manual_seed(3))
 tiled, ricap_labels, ricap_w = augment.ricap(batch, labels, 0.3, torch.Generator().manual_seed(4))
 names = test_set.classes
 fig = viz.image_grid(
