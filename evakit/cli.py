@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
                    "cifar: 10 000)")
     b.add_argument("--step-images", type=_positive,
                    help="images through the training step per pipeline (cifar)")
+    b.add_argument("--batch-size", type=_positive, default=512, help="images per batch (cifar)")
     b.add_argument("--epochs", type=_positive, help="at most this many epochs (s04)")
     b.add_argument("--device", help="cpu, cuda, mps (default: the fastest here)")
     n = sub.add_parser("notebooks", help="regenerate the sessions' .ipynb twins")
@@ -187,7 +188,8 @@ def _bench(args) -> int:
         _print_rates(bench.loader(args.images or 20_000, device=args.device), "torchvision")
         return 0
     if args.what == "cifar":
-        result = bench.cifar(args.images or 10_000, args.step_images, device=args.device)
+        result = bench.cifar(args.images or 10_000, args.step_images, args.batch_size,
+                             device=args.device)
         print(f"data: {result['source']}; device: {result['device']}"
               + (" (channels-last, bfloat16 autocast)" if result["device"].startswith("cuda")
                  else " (float32)") + f"; {bench.torch.get_num_threads()} torch threads")

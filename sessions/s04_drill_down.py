@@ -15,7 +15,7 @@
 #
 # Designing a network is not one leap but a sequence of small, measured steps. This session
 # takes an MNIST network from a working but bloated 6.4-million-parameter first attempt down
-# to fewer than 6 000 parameters at 99.4 %, one change at a time. Every step has a
+# to 99.4 % with fewer than 7 000 parameters, one change at a time. Every step has a
 # **Target** (what this change should achieve), **Results** (read from its recorded run, never
 # typed) and an **Analysis** (what the numbers say, and what to try next).
 #
@@ -229,7 +229,8 @@ records.overview([f"s04/code{i:02d}" for i in range(1, 11)])
 # ## Assignment — three steps to 99.4 % under 8 000 parameters
 #
 # **Constraints**, checked by `evakit check s04 RECORD`: test accuracy ≥ 99.4 % in **each of
-# the last three epochs**, at most 15 epochs, fewer than 8 000 parameters. We aim lower: ≤ 6 000.
+# the last three epochs**, at most 15 epochs, fewer than 8 000 parameters. We also try to go
+# lower, to ≤ 6 000, and report on three seeds whether that holds.
 #
 # ### Step 1
 #
@@ -240,9 +241,17 @@ records.overview([f"s04/code{i:02d}" for i in range(1, 11)])
 s1 = show("s04/step1")
 check.grade("s04", s1)
 
+# %%
+h1 = s1["history"]
+last3 = ", ".join(f"{a:.2f}" for a in h1["test_acc"][-3:])
+assert min(h1["test_acc"][-3:]) < 99.4 and h1["train_acc"][-1] > h1["test_acc"][-1]
+print(f"last three test epochs {last3}; final train {h1['train_acc'][-1]:.2f} % vs test "
+      f"{h1['test_acc'][-1]:.2f} %")
+
 # %% [markdown]
-# **Analysis.** Close, but the last epochs hover around 99.2 % and train accuracy is above
-# test: it overfits slightly. Next: regularise with dropout and rotation.
+# **Analysis.** Close, but the last epochs stay under 99.4 % (printed above; the best epoch
+# may touch it once and fall back), and train accuracy ends above test: it overfits
+# slightly. Next: regularise with dropout and rotation.
 #
 # ### Step 2
 #
@@ -252,40 +261,91 @@ check.grade("s04", s1)
 s2 = show("s04/step2")
 check.grade("s04", s2)
 
+# %%
+h2 = s2["history"]
+assert h2["train_acc"][-1] < h2["test_acc"][-1], "the prose says the gap is negative"
+assert max(h2["test_acc"][-3:]) < 99.4 < max(h2["test_acc"]) + 0.1
+print(f"final train {h2['train_acc'][-1]:.2f} % vs test {h2['test_acc'][-1]:.2f} %; best test "
+      f"{max(h2['test_acc']):.2f} %; last three {[round(a, 2) for a in h2['test_acc'][-3:]]}")
+
 # %% [markdown]
-# **Analysis.** The gap is now negative (regularised) and the best epoch comes within a hair of
-# 99.4 %, but the last three epochs stay below it: with a constant learning rate the weights keep
-# jumping around the minimum. Next: let the learning rate anneal.
+# **Analysis.** The gap is now negative (regularised: train below test) and the best epoch
+# comes within a tenth of 99.4 %, but the last three epochs stay below it: with a constant
+# learning rate the weights keep jumping around the minimum — the test accuracy goes up and
+# down by a tenth from one epoch to the next. Next: let the learning rate anneal.
 #
 # ### Step 3
 #
-# **Target.** ≤ 6 000 parameters (a narrower padded layer), a little less dropout (2 %),
-# ±6° rotation, and a one-cycle schedule peaking at 0.1 that anneals to almost zero by
-# epoch 15 — so the last epochs settle. Checked on three seeds.
+# **Target.** Let the learning rate anneal: a one-cycle schedule peaking at 0.1 that falls to
+# almost zero by epoch 15, so the last epochs settle instead of jumping around the minimum.
+# A little less dropout (2 %) and ±6° rotation, and a slightly wider end of the network (the
+# last 3×3 at 16 channels, the padded layer at 14) to buy margin over 99.4 %. Checked on three
+# seeds, because a margin of hundredths of a percent is within run-to-run noise.
 
 # %%
 s3 = show("s04/step3")
-seeds = {1: s3, 2: records.load("s04/step3", seed=2), 3: records.load("s04/step3", seed=3)}
-reports = {seed: check.grade("s04", r) for seed, r in seeds.items()}
-rf.Table(["seed", "last three test accuracies %", "all constraints"],
-         [[seed, ", ".join(f"{a:.2f}" for a in r["history"]["test_acc"][-3:]),
-           "PASS" if reports[seed].passed else "FAIL"] for seed, r in seeds.items()],
-         "s04/step3 on three seeds (NVIDIA H200 runs)")
 
-# %%
-passed = sum(r.passed for r in reports.values())
-display(Markdown(f"**{passed} of 3 seeds** meet every constraint."))
-for report in reports.values():
-    print(report, end="\n\n")
+
+def seed_table(recipe: str) -> tuple[rf.Table, dict]:
+    """The last three test accuracies and the verdict of each seed's record of ``recipe``."""
+    runs = {seed: records.load(recipe, seed=None if seed == 1 else seed) for seed in (1, 2, 3)}
+    verdicts = {seed: check.grade("s04", r) for seed, r in runs.items()}
+    where = sorted({r["device_name"] for r in runs.values()})
+    table = rf.Table(["seed", "last three test accuracies %", "all constraints"],
+                     [[seed, ", ".join(f"{a:.2f}" for a in r["history"]["test_acc"][-3:]),
+                       "PASS" if verdicts[seed].passed else "FAIL"] for seed, r in runs.items()],
+                     f"{recipe}, {runs[1]['params']:,} parameters, on three seeds "
+                     f"({', '.join(where)})")
+    return table, verdicts
+
+
+step3_table, step3_verdicts = seed_table("s04/step3")
+display(step3_table)
+step3_passed = sum(v.passed for v in step3_verdicts.values())
+display(Markdown(f"**{step3_passed} of 3 seeds** meet every constraint."))
 
 # %% [markdown]
-# **Analysis.** Under 6 000 parameters the network reaches 99.4 % — but whether it *holds* it
-# for the last three epochs depends on the seed: the margin over 99.4 is a few hundredths of a
-# percent, the size of the run-to-run noise (GPU kernels are not bit-for-bit reproducible, so
-# even the same seed varies). A result this close to the line must be reported with its
-# spread, as above, not as a single lucky run. More margin needs a few hundred more parameters
-# (the budget allows up to 8 000) or more epochs, which the constraint does not allow.
+# **Analysis.** The annealed learning rate is what step 2 lacked: the accuracy climbs while
+# the rate is high and then stops moving, so "each of the last three epochs" becomes a
+# property of the run rather than of luck — on all three seeds (the cell below fails if a
+# re-recorded run says otherwise). The margin is still small, a few hundredths of a percent
+# on the worst seed: that is what 99.4 % with under 7 000 parameters costs.
+
+# %%
+assert step3_passed == 3, "the prose above says step 3 holds on all three seeds"
+assert s3["params"] < 7000, "the prose says fewer than 7 000 parameters"
+print(s3["recipe"], "— last three epochs, worst seed:",
+      min(min(records.load("s04/step3", seed=None if k == 1 else k)["history"]["test_acc"][-3:])
+          for k in (1, 2, 3)))
+
+# %% [markdown]
+# ### The ≤ 6 000 attempt
 #
+# **Target.** The same training with the aim the assignment sets lower: ≤ 6 000 parameters
+# (the last 3×3 back to 14 channels, the padded layer at 10) — `s04/step3-lean`.
+
+# %%
+lean_table, lean_verdicts = seed_table("s04/step3-lean")
+display(lean_table)
+lean_passed = sum(v.passed for v in lean_verdicts.values())
+lean_last3 = [records.load("s04/step3-lean", seed=None if k == 1 else k)["history"]["test_acc"][-3:]
+              for k in (1, 2, 3)]
+display(Markdown(
+    f"**{lean_passed} of 3 seeds** meet every constraint; the best of the last-three accuracies "
+    f"reach {max(max(x) for x in lean_last3):.2f} %, the worst {min(min(x) for x in lean_last3):.2f} %."))
+
+# %% [markdown]
+# **Analysis.** Under 6 000 parameters the network *reaches* 99.4 % but does not *hold* it on
+# every seed: the last three epochs straddle the line by a few hundredths, the size of the
+# seed-to-seed noise. A result this close to the line has to be reported with its spread, as
+# here, not as a single lucky run; it is why step 3 spends the 1 000 extra parameters (the
+# budget allows up to 8 000). The cell below fails if a re-recorded lean run holds on all
+# three seeds — then this paragraph must be rewritten.
+
+# %%
+assert lean_passed < 3, "the prose above says the lean variant does not hold on every seed"
+
+# %% [markdown]
 # In FAST mode the cell below trains step 3 on the 2 000-image slice to show the code path; in
 # full mode it reproduces the recorded run.
 
@@ -321,7 +381,8 @@ print("3: RF of the last 3×3 convolution before GAP:", [row for row in convs if
 #   (batch norm, a better learning rate).
 # - GAP removes the biggest layer; spend the saved parameters before it.
 # - Pool once the receptive field covers the basic features (RF 5 on MNIST).
-# - Claims of 0.1 % need several seeds; a single run is an anecdote.
+# - Claims of 0.1 % need several seeds; a single run is an anecdote. Step 3 holds on three
+#   seeds; the ≤ 6 000 variant does not, and the page says so.
 #
 # ## References
 #

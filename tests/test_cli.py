@@ -90,8 +90,8 @@ def test_bench_loader_prints_both_pipelines_and_a_ratio(capsys):
 
 
 def test_bench_cifar_prints_loader_and_step_rates_with_ratios(capsys):
-    assert cli.main(["bench", "cifar", "--images", "1024", "--step-images", "16",
-                     "--device", "cpu"]) == 0
+    assert cli.main(["bench", "cifar", "--images", "256", "--step-images", "16",
+                     "--batch-size", "16", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "evakit Loader" in out and "DataLoader + albumentations, 2 workers" in out
     assert "training step of the custom ResNet" in out and out.count("ratio:") == 2
