@@ -299,7 +299,8 @@ print(f"SGD changes side {sgd_sign_changes} times in its first 20 steps; widest 
 # Smith's LR range test (2017) trains for a few hundred batches while the learning rate grows
 # exponentially, and watches the loss: too small, nothing happens; too large, it explodes; the
 # useful range is where it falls fastest. `evakit.train.lr_range_test` runs it and restores the
-# model afterwards. (In FAST mode it sweeps the small FAST model on the slice; the suggestion
+# model afterwards; `tests/test_train.py` checks it against the `torch-lr-finder` package (the
+# same learning rates and the same losses on the same batches). (In FAST mode it sweeps the small FAST model on the slice; the suggestion
 # is then not one to train with.)
 
 # %%

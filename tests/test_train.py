@@ -119,3 +119,29 @@ def test_lr_range_test_sweeps_exponentially_and_restores_the_model():
     assert 1e-4 < result.suggested_lr < 10
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     assert opt.param_groups[0]["lr"] == 0.01
+
+
+def test_lr_range_test_matches_torch_lr_finder_on_the_same_batches():
+    # torch-lr-finder (Gugger's / Smith's method as most courses use it) is the reference: same
+    # model, same batches, no smoothing → the same learning rates and the same raw losses.
+    torch_lr_finder = pytest.importorskip("torch_lr_finder")
+    s = data.synthetic("synthetic-mnist", 256)
+    dataset = torch.utils.data.TensorDataset(s.images.float() / 255, s.labels)
+
+    def setup():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
+        return model, torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
+
+    model, opt = setup()
+    ours = train.lr_range_test(model, torch.utils.data.DataLoader(dataset, 32), opt,
+                               start_lr=1e-4, end_lr=1.0, num_iter=24, smoothing=1.0,
+                               diverge=1e9)
+    model, opt = setup()
+    for group in opt.param_groups:
+        group["lr"] = 1e-4                                  # torch-lr-finder starts here
+    finder = torch_lr_finder.LRFinder(model, opt, nn.CrossEntropyLoss(), device="cpu")
+    finder.range_test(torch.utils.data.DataLoader(dataset, 32), end_lr=1.0, num_iter=24,
+                      smooth_f=0.0, diverge_th=1e9)
+    assert ours.lrs == pytest.approx(finder.history["lr"], rel=1e-9)
+    assert ours.losses == pytest.approx(finder.history["loss"], rel=1e-5)
