@@ -120,13 +120,17 @@ assert 15 < r2["params"] / r3["params"] < 20 and max(r3["history"]["train_acc"])
 # %%
 r4 = show("s04/code04")
 h3, h4 = r3["history"], r4["history"]
-assert 0.3 < max(h4["test_acc"]) - max(h3["test_acc"]) < 0.7 and h4["test_acc"][0] > 98  # below
-assert max(h4["train_acc"]) - h4["test_acc"][-1] > 0.5                    # it overfits
+lift = max(h4["test_acc"]) - max(h3["test_acc"])
+print(f"batch norm: best test accuracy +{lift:.2f} points for {r4['params'] - r3['params']} "
+      f"more parameters; first epoch {h4['test_acc'][0]:.2f} % (code 3: {h3['test_acc'][0]:.2f} %)")
+assert 0.5 < lift < 1.0 and h4["test_acc"][0] > 98                       # the analysis below
+assert max(h4["train_acc"]) > 99.8 and max(h4["train_acc"]) - h4["test_acc"][-1] > 0.5
 
 # %% [markdown]
-# **Analysis.** Batch norm lifts test accuracy by about half a percent for a handful of
-# parameters (a scale and a shift per channel), and the first epoch is already above 98 %. But train accuracy now climbs to
-# 99.9 % while test accuracy stalls around 99.1–99.2: the model *over*fits. Next: regularise.
+# **Analysis.** Batch norm lifts the best test accuracy by most of a percent for a handful of
+# parameters (a scale and a shift per channel), and the first epoch is already above 98 %
+# (printed above). But train accuracy now climbs to 99.9 % while test accuracy stalls around
+# 99.1–99.3: the model *over*fits. Next: regularise.
 #
 # ## Code 5 — regularization (dropout)
 #
@@ -136,11 +140,13 @@ assert max(h4["train_acc"]) - h4["test_acc"][-1] > 0.5                    # it o
 r5 = show("s04/code05")
 gap = {name: r["history"]["train_acc"][-1] - r["history"]["test_acc"][-1]
        for name, r in (("code04", r4), ("code05", r5))}
-assert gap["code05"] < gap["code04"]  # the analysis below relies on this
+assert gap["code05"] < 0 < gap["code04"]                                 # the analysis below
+assert r5["history"]["test_acc"][-1] > r4["history"]["test_acc"][-1]
 
 # %% [markdown]
 # **Analysis.** The gap closes — test accuracy is now *above* train accuracy, because the train
-# accuracy is measured with dropout active. Test accuracy improves slightly. The network is
+# accuracy is measured with dropout active. The last epoch's test accuracy improves; the best
+# epoch's hardly moves. The network is
 # small but still carries a 7 × 7 × 10 × 10 convolution in its head: 4 900 of its ~11 k
 # parameters.
 #
@@ -151,7 +157,8 @@ assert gap["code05"] < gap["code04"]  # the analysis below relies on this
 
 # %%
 r6 = show("s04/code06")
-assert r6["params"] < r5["params"] and max(r6["history"]["test_acc"]) < max(r5["history"]["test_acc"])
+assert 0.4 < 1 - r6["params"] / r5["params"] < 0.5                       # "almost half"
+assert max(r6["history"]["test_acc"]) < max(r5["history"]["test_acc"])
 
 # %% [markdown]
 # **Analysis.** Parameters drop by almost half and accuracy drops a little: not because GAP is
@@ -180,6 +187,9 @@ r7 = show("s04/code07")
 
 # %%
 r8 = show("s04/code08")
+earlier = [records.load(f"s04/code{i:02d}") for i in range(1, 8)]
+assert max(r8["history"]["test_acc"]) > max(max(r["history"]["test_acc"]) for r in earlier)
+assert r8["params"] < r7["params"] and r8["history"]["train_acc"][-1] < r8["history"]["test_acc"][-1]
 
 # %% [markdown]
 # **Analysis.** The best so far, with fewer parameters than code 7. The train accuracy stays below test (dropout), so the model is not
