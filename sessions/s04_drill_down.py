@@ -172,12 +172,15 @@ assert max(r6["history"]["test_acc"]) < max(r5["history"]["test_acc"])
 
 # %%
 r7 = show("s04/code07")
+best = {name: max(records.load(f"s04/{name}")["history"]["test_acc"])
+        for name in ("code05", "code06", "code07")}
+assert best["code07"] > best["code05"] > best["code06"] and r7["params"] < r5["params"]
 
 # %% [markdown]
-# **Analysis.** Better than code 6 and close to code 5 at a similar size, with a large
-# receptive field at the end. Test accuracy still sits in the 99.1–99.2 range: the first
-# block wastes capacity, because its max pool comes late (RF 8), after three convolutions at
-# full resolution.
+# **Analysis.** Better than code 6, and better than code 5 with fewer parameters: the weights
+# taken out of the 7 × 7 head work harder as 3 × 3 layers before GAP, and the receptive field
+# at the end is large. The first block still wastes capacity, though: its max pool comes late
+# (RF 8), after three convolutions at full resolution, the most expensive place to compute.
 #
 # ## Code 8 — max pooling at RF 5, dropout everywhere, capacity after GAP
 #
@@ -187,14 +190,17 @@ r7 = show("s04/code07")
 
 # %%
 r8 = show("s04/code08")
-earlier = [records.load(f"s04/code{i:02d}") for i in range(1, 8)]
-assert max(r8["history"]["test_acc"]) > max(max(r["history"]["test_acc"]) for r in earlier)
-assert r8["params"] < r7["params"] and r8["history"]["train_acc"][-1] < r8["history"]["test_acc"][-1]
+best8, best7 = max(r8["history"]["test_acc"]), max(r7["history"]["test_acc"])
+print(f"best test accuracy: code 8 {best8:.2f} % with {r8['params']:,} parameters, code 7 "
+      f"{best7:.2f} % with {r7['params']:,}")
+assert abs(best8 - best7) < 0.1 and r8["params"] < 0.92 * r7["params"]
+assert r8["history"]["train_acc"][-1] < r8["history"]["test_acc"][-1]
 
 # %% [markdown]
-# **Analysis.** The best so far, with fewer parameters than code 7. The train accuracy stays below test (dropout), so the model is not
-# overfitting; the errors that remain are digits written unusually — slanted, rotated — that
-# the training set does not show often enough.
+# **Analysis.** As good as code 7 with about a tenth fewer parameters — pooling at RF 5 moves
+# the work to the cheaper half-resolution block. The train accuracy stays below test
+# (dropout), so the model is not overfitting; the errors that remain are digits written
+# unusually — slanted, rotated — that the training set does not show often enough.
 #
 # ## Code 9 — image augmentation
 #
