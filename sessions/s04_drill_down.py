@@ -209,11 +209,17 @@ assert r8["history"]["train_acc"][-1] < r8["history"]["test_acc"][-1]
 
 # %%
 r9 = show("s04/code09")
+h8, h9 = r8["history"], r9["history"]
+print(f"final train accuracy: code 8 {h8['train_acc'][-1]:.2f} %, code 9 {h9['train_acc'][-1]:.2f} %;"
+      f" best test: code 8 {max(h8['test_acc']):.2f} %, code 9 {max(h9['test_acc']):.2f} %")
+assert h9["train_acc"][-1] < h8["train_acc"][-1] and abs(max(h9["test_acc"]) - max(h8["test_acc"])) < 0.1
 
 # %% [markdown]
-# **Analysis.** Rotation lifts the best test accuracy above 99.4 % while train accuracy barely
-# moves: the augmentation makes training harder and testing easier, which
-# is exactly what a regulariser should do.
+# **Analysis.** Rotation makes training harder — the final train accuracy is lower than code
+# 8's — while the best test accuracy stays where it was. That is a regulariser's signature, but
+# no gain yet: with a constant learning rate of 0.01 the test accuracy swings by one or two
+# tenths from epoch to epoch (look at the Results' epochs), and whatever the augmentation buys
+# is hidden in that noise. The weights never settle.
 #
 # ## Code 10 — learning-rate scheduler
 #
@@ -222,17 +228,20 @@ r9 = show("s04/code09")
 
 # %%
 r10 = show("s04/code10")
-last = {name: r["history"]["test_acc"][-1] for name, r in (("code09", r9), ("code10", r10))}
-display(Markdown(f"Last epoch: code 9 {last['code09']:.2f} %, code 10 {last['code10']:.2f} %."))
+h10 = r10["history"]["test_acc"]
+settled = next(e for e in range(len(h10)) if min(h10[e:]) >= 99.4) + 1
+spread = max(h10[-5:]) - min(h10[-5:])
+display(Markdown(f"Code 10 is at or above 99.4 % in every epoch from epoch {settled} on; over the "
+                 f"last five epochs its test accuracy moves by {spread:.2f} points (code 9: "
+                 f"{max(h9['test_acc'][-5:]) - min(h9['test_acc'][-5:]):.2f})."))
+assert settled <= 10 and spread < max(h9["test_acc"][-5:]) - min(h9["test_acc"][-5:])
 
 # %% [markdown]
-# **Analysis.** The seed expected the schedule to be the final improvement. In our recorded run
-# it is not: code 10 reaches a similar best test accuracy, but its last epoch is lower than code
-# 9's. Two reasons. The step schedule drops the learning rate to 0.0005 by epoch 11, after
-# which the network hardly moves; and differences of 0.1 % here are within the spread between
-# seeds (the three runs of step 3 below differ by as much). A schedule is worth having, but a
-# single run cannot show a 0.1 % effect — the assignment below uses one-cycle and checks three
-# seeds instead.
+# **Analysis.** This is the improvement the seed expected from the schedule, and the records
+# agree: the larger starting rate gets to 99.4 % early, and once the rate has been divided
+# (epochs 6 and 11) the test accuracy stops swinging and stays above the line. A settled
+# network is what the assignment's "each of the last three epochs" asks for — the three steps
+# below build on exactly this, with a one-cycle schedule.
 
 # %%
 viz.curves({name.split("/")[1]: records.load(name)["history"]
