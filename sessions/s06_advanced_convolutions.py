@@ -208,7 +208,7 @@ fig.tight_layout()
 interior_t, interior_s = up_t[2:-2, 2:-2], up_s[2:-2, 2:-2]
 print("distinct values inside, transposed:", interior_t.unique().tolist(),
       "| pixel shuffle:", interior_s.unique().tolist())
-assert len(interior_t.unique()) > 1 and len(interior_s.unique()) == 1
+assert interior_t.unique().tolist() == [1.0, 2.0, 4.0] and len(interior_s.unique()) == 1
 
 # %% [markdown]
 # The transposed convolution's interior holds 1, 2 and 4 — the checkerboard; pixel shuffle's
@@ -352,6 +352,11 @@ fig = viz.image_grid([randaugment(img) for img in test_set.images[first[:8]]],
 net = models.create("s06/cifar-net")
 table = rf.summary(net, (3, 32, 32))
 display(table)
+block_rf = {block: max(r for name, r in zip(table.column("layer"), table.column("RF"), strict=True)
+                       if str(name).startswith(block) and r is not None)
+            for block in ("c1", "c2", "c3", "c4")}
+print("receptive field at the end of each block:", block_rf)
+assert block_rf["c2"] <= 44 < block_rf["c3"]
 
 # %%
 report = check.grade("s06", model=net)
