@@ -407,10 +407,10 @@ fig = viz.curves({label: run.history.to_dict()})
 display(Markdown(records.results_or_missing("s07/resnet18")))
 
 # %% [markdown]
-# The misclassified gallery and its GradCAM maps are in section 2 above. On a fully trained
-# ResNet18 the maps of wrong answers are instructive: a ship called an airplane is usually
-# "seen" on a blue background, a cat called a dog on its fur — the evidence is real, only
-# not discriminative.
+# The misclassified gallery and its GradCAM maps are in section 2 above. Run this notebook in
+# full mode and read them with one question: for each wrong answer, does the map sit on the
+# object, or on something the two classes share — sky or water behind an airplane and a ship,
+# fur on a cat and a dog? Evidence can be real and still not discriminative.
 #
 # ## Exercises
 #
