@@ -137,8 +137,10 @@ def _s08(model, record) -> list[Verdict]:
     stages = [w for i, w in enumerate(widths) if i == 0 or w != widths[i - 1]]
     adds = _residual_adds(model)
     pool4 = [m for m in model.modules() if isinstance(m, nn.MaxPool2d) and m.kernel_size == 4]
+    was_training = model.training
     with torch.no_grad():
-        out = model.eval()(torch.zeros(1, 3, 32, 32))
+        out = model.eval()(torch.zeros(1, 3, 32, 32))   # eval: one image is no batch for BN
+    model.train(was_training)
     verdicts = [
         Verdict("channels prep 64 → 128 → 256 → 512", " → ".join(map(str, stages)),
                 stages == [64, 128, 256, 512]),

@@ -120,3 +120,9 @@ def test_cli_grades_a_recipes_structure_without_a_record(capsys):
     assert cli.main(["check", "s06", "s06/cifar-net", "--structure"]) == 0
     assert "all constraints met" in capsys.readouterr().out
     assert cli.main(["check", "s06", "s07/resnet18", "--structure"]) == 1
+
+
+def test_grading_leaves_the_model_in_the_mode_it_was_in():
+    model = models.create("s08/custom-resnet", width=8).train()
+    check.grade("s08", model=model)
+    assert model.training
