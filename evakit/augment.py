@@ -23,8 +23,12 @@ import torch.nn.functional as F
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
-def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
-    return low + (high - low) * torch.rand(n, generator=generator)
+def _symmetric(n: int, limit: float, generator: torch.Generator) -> torch.Tensor:
+    """``n`` draws uniform in ±``limit``; zeros without drawing when ``limit`` is 0, so a
+    transform that does not shift, say, leaves the generator as a rotation-only one would."""
+    if not limit:
+        return torch.zeros(n)
+    return (torch.rand(n, generator=generator) * 2 - 1) * limit
 
 
 def _fill(fill: float | Sequence[float], x: torch.Tensor) -> torch.Tensor:
@@ -43,29 +47,16 @@ def compose(*augments: Augment) -> Augment:
 
 
 def random_rotation(degrees: float) -> Augment:
-    """Rotate each image by a uniform angle in ±``degrees``.
-
-    The whole batch is rotated at once with ``affine_grid`` / ``grid_sample``; pixels rotated in
-    from outside are 0 (black, as MNIST's background).
-    """
-    if not 0 <= degrees <= 180:
-        raise ValueError(f"degrees must be between 0 and 180, got {degrees!r}")
-    limit = degrees * torch.pi / 180
-
-    def rotate(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        angles = (torch.rand(len(x), generator=generator) * 2 - 1) * limit
-        cos, sin = angles.cos(), angles.sin()
-        theta = torch.stack([torch.stack([cos, -sin, torch.zeros_like(cos)], 1),
-                             torch.stack([sin, cos, torch.zeros_like(cos)], 1)], 1)
-        grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, align_corners=False)
-
-    return rotate
+    """Rotate each image by a uniform angle in ±``degrees``; pixels rotated in from outside are
+    0 (black, as MNIST's background). :func:`random_affine` with rotation only."""
+    return random_affine(degrees=degrees)
 
 
 def random_affine(*, degrees: float = 0.0, shift: float = 0.0, scale: float = 0.0,
                   fill: float | Sequence[float] = 0.0) -> Augment:
     """Shift, scale and rotate each image at random (albumentations' ``Affine`` on a batch).
+
+    The whole batch is transformed at once with ``affine_grid`` / ``grid_sample``.
 
     Args:
         degrees: rotation drawn uniformly in ±``degrees``.
@@ -81,9 +72,9 @@ def random_affine(*, degrees: float = 0.0, shift: float = 0.0, scale: float = 0.
 
     def transform(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n = len(x)
-        angle = _uniform(n, -limit, limit, generator)
-        zoom = _uniform(n, 1 - scale, 1 + scale, generator)
-        tx, ty = (_uniform(n, -2 * shift, 2 * shift, generator) for _ in range(2))
+        angle = _symmetric(n, limit, generator)
+        zoom = 1 + _symmetric(n, scale, generator)
+        tx, ty = _symmetric(n, 2 * shift, generator), _symmetric(n, 2 * shift, generator)
         cos, sin = angle.cos() / zoom, angle.sin() / zoom
         # affine_grid maps output to input coordinates: zooming in divides, shifting subtracts.
         theta = torch.stack([torch.stack([cos, -sin, -tx], 1),
@@ -169,7 +160,7 @@ def patch_gaussian(size: int, sigma: float) -> Augment:
 
     def noise(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         mask = _square_mask(x, size, generator)
-        level = _uniform(len(x), 0, sigma, generator).view(-1, 1, 1, 1)
+        level = (torch.rand(len(x), generator=generator) * sigma).view(-1, 1, 1, 1)
         gauss = torch.randn(x.shape, generator=generator) * level
         return torch.where(mask, (x + gauss.to(x.device)).clamp(0, 1), x)
 

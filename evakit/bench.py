@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from evakit import augment, data, recipes
+from evakit import augment, data, models, recipes
 
 
 @dataclass
@@ -158,8 +158,6 @@ def cifar(images: int = 10_000, step_images: int | None = None, batch_size: int 
         ``{"source", "device", "loader": [Rate…], "step": [Rate…]}``; the first Rate of each
         list is evakit's.
     """
-    from evakit import models
-
     device = torch.device(device) if device else recipes.train.pick_device()
     step_images = step_images or (20_000 if device.type == "cuda" else 512)
     cifar_set, source = _cifar_images(max(images, step_images + batch_size))
@@ -172,16 +170,14 @@ def cifar(images: int = 10_000, step_images: int | None = None, batch_size: int 
         dl = torch.utils.data.DataLoader(
             augment.AlbumentationsDataset(cifar_set.images, cifar_set.labels, pipeline),
             batch_size=batch_size, shuffle=True, num_workers=n, drop_last=True,
-            pin_memory=device.type == "cuda", persistent_workers=False)
+            pin_memory=device.type == "cuda")
         return ((x.to(device), y.to(device)) for x, y in dl)
 
-    result = {"source": source, "device": str(device), "loader": [], "step": []}
-    result["loader"].append(_time(f"evakit Loader ({device})", ours, images))
-    for n in workers:
-        result["loader"].append(_time(f"DataLoader + albumentations, {n} workers", theirs(n),
-                                      images))
-    fastest = max(workers, key=lambda n: next(r for r in result["loader"][1:]
-                                              if r.name.endswith(f"{n} workers")).per_second)
+    baselines = {n: _time(f"DataLoader + albumentations, {n} workers", theirs(n), images)
+                 for n in workers}
+    result = {"source": source, "device": str(device), "step": [],
+              "loader": [_time(f"evakit Loader ({device})", ours, images), *baselines.values()]}
+    fastest = max(baselines, key=lambda n: baselines[n].per_second)
     model = models.create("s08/custom-resnet").to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)

@@ -39,8 +39,8 @@ class Recipe:
     scheduler: str | None = None    # None, "step", "onecycle" or "plateau"
     pct_start: float = 0.3          # one-cycle: fraction of the run spent raising the LR
     rotation: float = 0.0           # random rotation of training images, ± degrees
-    shift: float = 0.0              # random shift, ± this fraction of the image (with scale:
-    scale: float = 0.0              # random zoom in [1 − scale, 1 + scale]  an affine transform)
+    shift: float = 0.0              # random shift, ± this fraction of the image
+    scale: float = 0.0              # random zoom in [1 − scale, 1 + scale]
     crop_padding: int = 0           # pad by this much (reflect), then crop back at random
     flip: bool = False              # mirror half the images left–right
     cutout: int = 0                 # blank one square of this side, filled with the mean

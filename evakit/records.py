@@ -186,7 +186,7 @@ def results_or_missing(recipe: str, directory: Path | None = None) -> str:
     try:
         return results_markdown(load(recipe, directory))
     except FileNotFoundError:
-        return (f"**Results.** No recorded full run of `{recipe}` yet: the workplace that built "
-                "this page had neither the full dataset nor a GPU. On a GPU (Colab works), "
-                f"`evakit train {recipe} --record` makes the record this block is generated "
-                "from.")
+        return (f"**Results.** No recorded full run of `{recipe}` is in `book/records/` yet, so "
+                f"this page quotes no result for it. `evakit train {recipe} --record` (on a GPU "
+                "for the CIFAR-10 networks; Colab works) makes the record this block is "
+                "generated from.")

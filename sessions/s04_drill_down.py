@@ -311,8 +311,8 @@ print(f"final train {h2['train_acc'][-1]:.2f} % vs test {h2['test_acc'][-1]:.2f}
 s3 = show("s04/step3")
 
 
-def seed_table(recipe: str) -> tuple[rf.Table, dict]:
-    """The last three test accuracies and the verdict of each seed's record of ``recipe``."""
+def seed_table(recipe: str) -> tuple[rf.Table, dict, dict]:
+    """Each seed's record of ``recipe``, its verdict, and a table of both."""
     runs = {seed: records.load(recipe, seed=None if seed == 1 else seed) for seed in (1, 2, 3)}
     verdicts = {seed: check.grade("s04", r) for seed, r in runs.items()}
     where = sorted({r["device_name"] for r in runs.values()})
@@ -321,10 +321,10 @@ def seed_table(recipe: str) -> tuple[rf.Table, dict]:
                        "PASS" if verdicts[seed].passed else "FAIL"] for seed, r in runs.items()],
                      f"{recipe}, {runs[1]['params']:,} parameters, on three seeds "
                      f"({', '.join(where)})")
-    return table, verdicts
+    return table, runs, verdicts
 
 
-step3_table, step3_verdicts = seed_table("s04/step3")
+step3_table, step3_runs, step3_verdicts = seed_table("s04/step3")
 display(step3_table)
 step3_passed = sum(v.passed for v in step3_verdicts.values())
 display(Markdown(f"**{step3_passed} of 3 seeds** meet every constraint."))
@@ -340,8 +340,7 @@ display(Markdown(f"**{step3_passed} of 3 seeds** meet every constraint."))
 assert step3_passed == 3, "the prose above says step 3 holds on all three seeds"
 assert s3["params"] < 7000, "the prose says fewer than 7 000 parameters"
 print(s3["recipe"], "— last three epochs, worst seed:",
-      min(min(records.load("s04/step3", seed=None if k == 1 else k)["history"]["test_acc"][-3:])
-          for k in (1, 2, 3)))
+      min(min(r["history"]["test_acc"][-3:]) for r in step3_runs.values()))
 
 # %% [markdown]
 # ### The ≤ 6 000 attempt
@@ -350,11 +349,10 @@ print(s3["recipe"], "— last three epochs, worst seed:",
 # (the last 3×3 back to 14 channels, the padded layer at 10) — `s04/step3-lean`.
 
 # %%
-lean_table, lean_verdicts = seed_table("s04/step3-lean")
+lean_table, lean_runs, lean_verdicts = seed_table("s04/step3-lean")
 display(lean_table)
 lean_passed = sum(v.passed for v in lean_verdicts.values())
-lean_last3 = [records.load("s04/step3-lean", seed=None if k == 1 else k)["history"]["test_acc"][-3:]
-              for k in (1, 2, 3)]
+lean_last3 = [r["history"]["test_acc"][-3:] for r in lean_runs.values()]
 display(Markdown(
     f"**{lean_passed} of 3 seeds** meet every constraint; the best of the last-three accuracies "
     f"reach {max(max(x) for x in lean_last3):.2f} %, the worst {min(min(x) for x in lean_last3):.2f} %."))

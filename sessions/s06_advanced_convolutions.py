@@ -373,6 +373,9 @@ assert report.passed
 # below trains a couple of epochs on a slice — enough to show the code runs, not a result.
 
 # %%
+r6 = recipes.get("s06/cifar-net")
+assert (r6.epochs, r6.momentum, r6.scheduler, r6.lr, r6.weight_decay, r6.cutout) == (
+    40, 0.9, "onecycle", 0.05, 5e-4, 16), "the paragraph above describes this recipe"
 live = recipes.run("s06/cifar-net", epochs=2 if S.fast else None,
                    limit=1000 if S.fast else None, verbose=True)
 print(("FAST smoke run (not a result): " if S.fast else "full run: ")

@@ -401,6 +401,8 @@ fig.tight_layout()
 # (in FAST mode its smoke version); its curves:
 
 # %%
+assert (recipe.momentum, recipe.weight_decay, recipe.lr, recipe.batch_size, recipe.epochs,
+        recipe.crop_padding, recipe.cutout) == (0.9, 5e-4, 0.1, 128, 20, 4, 16)  # the prose
 fig = viz.curves({label: run.history.to_dict()})
 
 # %%

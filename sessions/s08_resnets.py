@@ -268,6 +268,7 @@ assert abs(peak_epoch - 5) < 0.05
 # narrow copy on the slice, which only shows the mechanics.
 
 # %%
+assert (recipe.lr, recipe.nesterov, recipe.momentum, recipe.weight_decay) == (0.4, True, 0.9, 5e-4)
 sweep_recipe = replace(recipe, model_kwargs={"width": 16}, batch_size=32) if S.fast else recipe
 sweep_model = recipes.build_model(sweep_recipe)
 sweep_batches, _ = recipes.loaders(sweep_recipe)

@@ -121,3 +121,15 @@ def test_the_classic_coarse_dropout_line_is_refused_by_strict_and_ignored_withou
     current = A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(16, 16),
                               hole_width_range=(16, 16), fill=(125, 123, 114), p=1)
     assert (current(image=image)["image"] != image).any(2).sum() == 16 * 16
+
+
+def test_rotation_is_affine_with_rotation_only_and_draws_one_number_per_image():
+    # The MNIST records were made with one draw per image; a shift or zoom left at 0 must not
+    # draw, or a rotation-only recipe would shuffle differently than when it was recorded.
+    x = batch(n=16)
+    rotated = augment.random_rotation(7.0)(x, gen(5))
+    assert torch.equal(rotated, augment.random_affine(degrees=7.0)(x, gen(5)))
+    after, reference = gen(5), gen(5)
+    augment.random_rotation(7.0)(x, after)
+    torch.rand(16, generator=reference)
+    assert torch.equal(after.get_state(), reference.get_state())
