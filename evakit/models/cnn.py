@@ -1,59 +1,77 @@
-"""Every network the sessions build, found by name.
+"""The convolutional networks of sessions 1–8, each registered by name.
 
 Each model is a plain ``nn.Module`` whose docstring says which session uses it and what
-constraint it meets. ``create("s01/rf-net")`` builds one; ``names()`` lists them.
+constraint it meets. Every convolution unit is :func:`conv_block`, in one of two orders: the
+MNIST networks put the norm after the ReLU (conv → ReLU → BN, as the course's drill-down was
+built), the CIFAR networks before it (conv → BN → ReLU, as the ResNet papers do). Session 5
+shows that either trains; the order only changes what the norm sees.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+from evakit.models.registry import register
+
+MNIST = (1, 28, 28)
+CIFAR = (3, 32, 32)
 
 
-def register(name: str):
-    """Class decorator: make a model constructible by ``create(name)``."""
-    def wrap(cls):
-        if name in _REGISTRY:
-            raise ValueError(f"model name {name!r} is registered twice")
-        _REGISTRY[name] = cls
-        return cls
-    return wrap
+def norm_layer(kind: str, channels: int, groups: int = 4) -> nn.Module:
+    """The normalization of session 5 by name: batch, group or layer norm.
 
-
-def names() -> list[str]:
-    """Every registered model name, sorted."""
-    return sorted(_REGISTRY)
-
-
-def create(name: str, **kwargs) -> nn.Module:
-    """Build the model registered as ``name`` with its keyword arguments."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}: expected one of {names()}")
-    return _REGISTRY[name](**kwargs)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (shared ones once)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    ``"bn"`` normalizes each channel over the batch and positions; ``"gn"`` each group of
+    ``groups`` channels over its channels and positions, per image; ``"ln"`` all channels and
+    positions of one image (a GroupNorm with one group).
+    """
+    if kind == "bn":
+        return nn.BatchNorm2d(channels)
+    if kind == "gn":
+        return nn.GroupNorm(groups, channels)
+    if kind == "ln":
+        return nn.GroupNorm(1, channels)
+    raise ValueError(f"norm must be 'bn', 'gn' or 'ln', got {kind!r}")
 
 
 def conv_block(c_in: int, c_out: int, kernel: int = 3, *, padding: int = 0, stride: int = 1,
-               dilation: int = 1, bn: bool = False, dropout: float = 0.0) -> nn.Sequential:
-    """Conv → ReLU (→ BatchNorm) (→ Dropout), the unit most session networks repeat."""
+               dilation: int = 1, norm: str | None = None, norm_first: bool = False,
+               dropout: float = 0.0, pool: bool = False, bias: bool | None = None,
+               groups: int = 4) -> nn.Sequential:
+    """The unit every CNN of the course repeats.
+
+    conv (→ 2×2 max pool) → ReLU → norm (→ dropout); with ``norm_first`` the norm comes before
+    the ReLU: conv (→ pool) → norm → ReLU (→ dropout).
+
+    Args:
+        c_in, c_out: channels in and out.
+        kernel, padding, stride, dilation: the convolution's.
+        norm: ``"bn"``, ``"gn"``, ``"ln"`` (see :func:`norm_layer`) or None.
+        norm_first: norm before the ReLU (the CIFAR networks) instead of after (MNIST).
+        dropout: dropout probability after the unit (none when 0).
+        pool: a 2×2 max pool right after the convolution.
+        bias: the convolution's bias; by default only when there is no norm to absorb it.
+        groups: groups of a group norm.
+    """
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation,
-                                         bias=not bn), nn.ReLU()]
-    if bn:
-        layers.append(nn.BatchNorm2d(c_out))
+                                         bias=norm is None if bias is None else bias)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    act_norm = [nn.ReLU()] + ([norm_layer(norm, c_out, groups)] if norm else [])
+    layers += act_norm[::-1] if norm_first else act_norm
     if dropout:
         layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
 
 
-@register("s01/rf-net")
+def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, *, stride: int = 1,
+                 dilation: int = 1, pool: bool = False) -> nn.Sequential:
+    """The CIFAR networks' unit: a 'same'-padded conv (→ 2×2 max pool) → BatchNorm → ReLU."""
+    return conv_block(c_in, c_out, kernel, padding=dilation * (kernel // 2), stride=stride,
+                      dilation=dilation, norm="bn", norm_first=True, pool=pool)
+
+
+@register("s01/rf-net", MNIST)
 class RFNet(nn.Module):
     """Session 1's assignment: an MNIST network whose receptive field reaches the whole digit.
 
@@ -76,7 +94,7 @@ class RFNet(nn.Module):
         return self.features(x).flatten(1)
 
 
-@register("s02/first-kernel")
+@register("s02/first-kernel", MNIST)
 class FirstKernelNet(nn.Module):
     """Session 2: an MNIST network whose first layer has ``kernel``×``kernel`` kernels.
 
@@ -100,7 +118,7 @@ class FirstKernelNet(nn.Module):
         return self.rest(self.first(x))
 
 
-@register("s25/digit-sum")
+@register("s25/digit-sum", MNIST)
 class DigitSumNet(nn.Module):
     """Session 2.5's assignment: read an MNIST digit and add a random integer 0–9 to it.
 
@@ -114,9 +132,9 @@ class DigitSumNet(nn.Module):
         super().__init__()
         w = width
         self.features = nn.Sequential(
-            conv_block(1, w, padding=1, bn=True), nn.MaxPool2d(2),               # 28→14
-            conv_block(w, 2 * w, padding=1, bn=True), nn.MaxPool2d(2),           # →7
-            conv_block(2 * w, 4 * w, padding=1, bn=True),
+            conv_block(1, w, padding=1, norm="bn"), nn.MaxPool2d(2),               # 28→14
+            conv_block(w, 2 * w, padding=1, norm="bn"), nn.MaxPool2d(2),           # →7
+            conv_block(2 * w, 4 * w, padding=1, norm="bn"),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, 64), nn.ReLU(),
         )
         self.digit_head = nn.Linear(64, 10)
@@ -129,7 +147,7 @@ class DigitSumNet(nn.Module):
         return torch.cat([digit, self.sum_head(combined)], dim=1)
 
 
-@register("s03/assignment")
+@register("s03/assignment", MNIST)
 class Session3Net(nn.Module):
     """Session 3's assignment: ≥ 99.4 % on MNIST with < 20 000 parameters in < 20 epochs.
 
@@ -141,14 +159,14 @@ class Session3Net(nn.Module):
         super().__init__()
         p = dropout
         self.features = nn.Sequential(
-            conv_block(1, 10, bn=True, dropout=p),             # 28→26, RF 3
-            conv_block(10, 16, bn=True, dropout=p),            # →24, RF 5
+            conv_block(1, 10, norm="bn", dropout=p),             # 28→26, RF 3
+            conv_block(10, 16, norm="bn", dropout=p),            # →24, RF 5
             nn.MaxPool2d(2),                                    # →12, RF 6
-            conv_block(16, 10, 1, bn=True),                    # 1×1 transition
-            conv_block(10, 16, bn=True, dropout=p),            # →10, RF 10
-            conv_block(16, 16, bn=True, dropout=p),            # →8, RF 14
-            conv_block(16, 16, bn=True, dropout=p),            # →6, RF 18
-            conv_block(16, 16, padding=1, bn=True, dropout=p),  # →6, RF 22
+            conv_block(16, 10, 1, norm="bn"),                    # 1×1 transition
+            conv_block(10, 16, norm="bn", dropout=p),            # →10, RF 10
+            conv_block(16, 16, norm="bn", dropout=p),            # →8, RF 14
+            conv_block(16, 16, norm="bn", dropout=p),            # →6, RF 18
+            conv_block(16, 16, padding=1, norm="bn", dropout=p),  # →6, RF 22
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
         self.classifier = nn.Linear(16, 10)
@@ -157,7 +175,7 @@ class Session3Net(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register("s04/setup")
+@register("s04/setup", MNIST)
 class SetupNet(nn.Module):
     """Session 4, code 1 (setup): the 6.3 M-parameter starting point.
 
@@ -176,7 +194,7 @@ class SetupNet(nn.Module):
         return self.features(x).flatten(1)
 
 
-@register("s04/drill")
+@register("s04/drill", MNIST)
 class DrillNet(nn.Module):
     """Session 4, codes 2–10 and the assignment steps: one skeleton, switched on piece by piece.
 
@@ -197,12 +215,8 @@ class DrillNet(nn.Module):
             raise ValueError(f"head must be 'conv' or 'gap', got {head!r}")
 
         def block(c_in, c_out, k=3, padding=0):
-            layers = [nn.Conv2d(c_in, c_out, k, padding=padding, bias=bias), nn.ReLU()]
-            if bn:
-                layers.append(nn.BatchNorm2d(c_out))
-            if dropout:
-                layers.append(nn.Dropout(dropout))
-            return nn.Sequential(*layers)
+            return conv_block(c_in, c_out, k, padding=padding, bias=bias,
+                              norm="bn" if bn else None, dropout=dropout)
 
         layers, c, size = [], 1, 28
         for width in block1:
@@ -230,23 +244,7 @@ class DrillNet(nn.Module):
         return self.layers(x).flatten(1)
 
 
-def norm_layer(kind: str, channels: int, groups: int = 4) -> nn.Module:
-    """The normalization of session 5 by name: batch, group or layer norm.
-
-    ``"bn"`` normalizes each channel over the batch and positions; ``"gn"`` each group of
-    ``groups`` channels over its channels and positions, per image; ``"ln"`` all channels and
-    positions of one image (a GroupNorm with one group).
-    """
-    if kind == "bn":
-        return nn.BatchNorm2d(channels)
-    if kind == "gn":
-        return nn.GroupNorm(groups, channels)
-    if kind == "ln":
-        return nn.GroupNorm(1, channels)
-    raise ValueError(f"norm must be 'bn', 'gn' or 'ln', got {kind!r}")
-
-
-@register("s05/norm-net")
+@register("s05/norm-net", MNIST)
 class NormNet(nn.Module):
     """Session 5's assignment: one MNIST network whose normalization is chosen by name.
 
@@ -259,8 +257,8 @@ class NormNet(nn.Module):
         super().__init__()
 
         def block(c_in, c_out, k=3, padding=0):
-            return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=padding, bias=False),
-                                 nn.ReLU(), norm_layer(norm, c_out, groups), nn.Dropout(dropout))
+            return conv_block(c_in, c_out, k, padding=padding, bias=False, norm=norm,
+                              dropout=dropout, groups=groups)
 
         self.layers = nn.Sequential(
             block(1, 8), block(8, 12), nn.MaxPool2d(2), block(12, 8, 1),
@@ -269,19 +267,6 @@ class NormNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x).flatten(1)
-
-
-# CIFAR-10 networks (sessions 6–8): conv → BN → ReLU, the order the ResNet papers use.
-
-def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, *, stride: int = 1,
-                 dilation: int = 1, pool: bool = False) -> nn.Sequential:
-    """A 'same'-padded conv (→ 2×2 max pool) → BatchNorm → ReLU."""
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, stride, dilation * (kernel // 2),
-                                         dilation, bias=False)]
-    if pool:
-        layers.append(nn.MaxPool2d(2))
-    layers += [nn.BatchNorm2d(c_out), nn.ReLU()]
-    return nn.Sequential(*layers)
 
 
 class DepthwiseSeparable(nn.Sequential):
@@ -295,7 +280,7 @@ class DepthwiseSeparable(nn.Sequential):
                          nn.Conv2d(c_in, c_out, 1, bias=False))
 
 
-@register("s06/cifar-net")
+@register("s06/cifar-net", CIFAR)
 class CifarNet(nn.Module):
     """Session 6's assignment: C1 C2 C3 C4 → GAP → 1×1, no max pooling, for CIFAR-10.
 
@@ -372,19 +357,19 @@ class CifarResNet(nn.Module):
         return self.fc(self.pool(self.stages(self.stem(x))).flatten(1))
 
 
-@register("s07/resnet18")
+@register("s07/resnet18", CIFAR)
 def resnet18(classes: int = 10, width: int = 64) -> CifarResNet:
     """Session 7's assignment: ResNet18, CIFAR variant (basic blocks 2-2-2-2), 11.2 M params."""
     return CifarResNet((2, 2, 2, 2), classes, width)
 
 
-@register("s07/resnet34")
+@register("s07/resnet34", CIFAR)
 def resnet34(classes: int = 10, width: int = 64) -> CifarResNet:
     """Session 7's assignment, deeper: ResNet34, CIFAR variant (basic blocks 3-4-6-3)."""
     return CifarResNet((3, 4, 6, 3), classes, width)
 
 
-@register("s08/custom-resnet")
+@register("s08/custom-resnet", CIFAR)
 class CustomResNet(nn.Module):
     """Session 8's assignment: the 9-layer residual network of Page's DAWNBench work.
 

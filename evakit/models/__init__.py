@@ -1,0 +1,24 @@
+"""Every network the course builds, found by name in one registry.
+
+``create("s01/rf-net")`` builds one, ``names()`` lists them and ``input_size(name)`` says what
+one input looks like. The networks live by family: :mod:`evakit.models.cnn` for the
+convolutional networks of sessions 1–8.
+"""
+
+from evakit.models import cnn
+from evakit.models.cnn import (
+    BasicBlock,
+    CifarNet,
+    CifarResNet,
+    CustomResNet,
+    DepthwiseSeparable,
+    DrillNet,
+    conv_bn_relu,
+    conv_block,
+    norm_layer,
+)
+from evakit.models.registry import count_parameters, create, input_size, names, register
+
+__all__ = ["BasicBlock", "CifarNet", "CifarResNet", "CustomResNet", "DepthwiseSeparable",
+           "DrillNet", "cnn", "conv_bn_relu", "conv_block", "count_parameters", "create",
+           "input_size", "names", "norm_layer", "register"]
