@@ -13,8 +13,8 @@ from evakit.models.cnn import (
     CustomResNet,
     DepthwiseSeparable,
     DrillNet,
-    conv_bn_relu,
     conv_block,
+    conv_bn_relu,
     norm_layer,
 )
 from evakit.models.registry import count_parameters, create, input_size, names, register
