@@ -129,25 +129,51 @@ def _network_sheet(wb: Workbook, inputs, targets, weights) -> dict[str, str]:
     return refs
 
 
-def _step_sheet(wb: Workbook, lr: float, steps: int, net: dict[str, str],
-                forward_only: bool) -> tuple[Worksheet, int]:
+def _columns(ws: Worksheet, names: list[str]) -> dict[str, int]:
+    """Write the bold header row; returns column name → column number."""
+    col = {name: i + 1 for i, name in enumerate(names)}
+    for name, c in col.items():
+        cell = ws.cell(HEADER_ROW, c, name)
+        cell.font, cell.fill = Font(bold=True), HEADER_FILL
+        cell.alignment = Alignment(horizontal="center")
+        ws.column_dimensions[get_column_letter(c)].width = 14 if name.startswith("∂") else 10
+    return col
+
+
+def _derived(ws: Worksheet, r: int, col: dict[str, int], net: dict[str, str],
+             names: list[str]) -> None:
+    """Row ``r``'s formulas for ``names``, reading this row's weights and the network sheet."""
+    here = {name: f"{get_column_letter(c)}{r}" for name, c in col.items()}
+    refs = {**{k: net[k] for k in ("i1", "i2", "t1", "t2")}, **here}
+    for name in names:
+        ws.cell(r, col[name], "=" + FORMULAS[name].format(**refs))
+
+
+def _forward_sheet(wb: Workbook, net: dict[str, str]) -> Worksheet:
+    """Session 2's sheet: one forward pass from the network sheet's weights."""
+    ws = wb.create_sheet("forward")
+    ws["A1"] = "The forward pass and the error of the network sheet's inputs and weights."
+    ws["A2"] = "Every cell below is a formula: change a yellow cell on the network sheet."
+    col = _columns(ws, [*WEIGHTS, *FORWARD])
+    r = HEADER_ROW + 1
+    for w in WEIGHTS:
+        ws.cell(r, col[w], f"={net[w]}")
+    _derived(ws, r, col, net, FORWARD)
+    ws.freeze_panes = ws.cell(r, 1)
+    return ws
+
+
+def _step_sheet(wb: Workbook, lr: float, steps: int,
+                net: dict[str, str]) -> tuple[Worksheet, int]:
     """One sheet per learning rate; returns (the sheet, column of E_total)."""
     ws = wb.create_sheet(f"lr={lr:g}")
     ws["A1"], ws["B1"] = "η (learning rate)", lr
     ws["B1"].fill = INPUT_FILL
     ws["A2"] = "One row per step; weights of step n+1 = weights of step n − η·gradients of step n."
     eta = "$B$1"
-    columns = ["step", *WEIGHTS, *FORWARD] + ([] if forward_only else GRADIENTS)
-    col = {name: i + 1 for i, name in enumerate(columns)}
-    for name, c in col.items():
-        cell = ws.cell(HEADER_ROW, c, name)
-        cell.font, cell.fill = Font(bold=True), HEADER_FILL
-        cell.alignment = Alignment(horizontal="center")
-        ws.column_dimensions[get_column_letter(c)].width = 14 if name.startswith("∂") else 10
+    col = _columns(ws, ["step", *WEIGHTS, *FORWARD, *GRADIENTS])
     for step in range(steps):
         r = HEADER_ROW + 1 + step
-        here = {name: f"{get_column_letter(c)}{r}" for name, c in col.items()}
-        refs = {**{k: net[k] for k in ("i1", "i2", "t1", "t2")}, **here}
         ws.cell(r, col["step"], step)
         for w in WEIGHTS:
             if step == 0:
@@ -157,8 +183,7 @@ def _step_sheet(wb: Workbook, lr: float, steps: int, net: dict[str, str],
                 formula = (f"={get_column_letter(col[w])}{above}-{eta}*"
                            f"{get_column_letter(col['∂E_total/∂' + w])}{above}")
             ws.cell(r, col[w], formula)
-        for name in FORWARD + ([] if forward_only else GRADIENTS):
-            ws.cell(r, col[name], "=" + FORMULAS[name].format(**refs))
+        _derived(ws, r, col, net, FORWARD + GRADIENTS)
     ws.freeze_panes = ws.cell(HEADER_ROW + 1, 2)
     return ws, col["E_total"]
 
@@ -209,34 +234,45 @@ def backprop_workbook(path: str | Path, *, inputs: Sequence[float] = DEFAULT_INP
     """
     inputs, targets, weights, learning_rates = _check(inputs, targets, weights,
                                                       learning_rates, steps)
-    return _write(path, inputs, targets, weights, learning_rates, steps, forward_only=False)
+    return _write(path, inputs, targets, weights, learning_rates, steps)
 
 
 def feedforward_workbook(path: str | Path, *, inputs: Sequence[float] = DEFAULT_INPUTS,
                          targets: Sequence[float] = DEFAULT_TARGETS,
                          weights: Sequence[float] = DEFAULT_WEIGHTS) -> Path:
-    """Write session 2's workbook: the same network's forward pass and error, one row."""
-    inputs, targets, weights, _ = _check(inputs, targets, weights, (1.0,), 1)
-    return _write(path, inputs, targets, weights, (1.0,), 1, forward_only=True)
+    """Write session 2's workbook: the same network's forward pass and error, nothing trained.
+
+    Args:
+        path: the .xlsx to write (atomically).
+        inputs: i1, i2.
+        targets: t1, t2.
+        weights: w1 … w8.
+
+    Returns:
+        The path written.
+    """
+    inputs = _numbers("inputs", inputs, 2)
+    targets = _numbers("targets", targets, 2)
+    weights = _numbers("weights", weights, 8)
+    wb = Workbook()
+    _forward_sheet(wb, _network_sheet(wb, inputs, targets, weights))
+    return atomic_write(path, wb.save)
 
 
-def _write(path, inputs, targets, weights, learning_rates, steps, forward_only) -> Path:
+def _write(path, inputs, targets, weights, learning_rates, steps) -> Path:
     wb = Workbook()
     net = _network_sheet(wb, inputs, targets, weights)
     series = []
     for lr in learning_rates:
-        ws, column = _step_sheet(wb, lr, steps, net, forward_only)
+        ws, column = _step_sheet(wb, lr, steps, net)
         series.append((ws, f"η = {lr:g}", column))
-    if forward_only:
-        series[0][0].title = "forward"
-    else:
-        for ws, label, column in series:
-            ws.add_chart(_chart(f"E_total, {label}", [(ws, label, column)], steps),
-                         f"A{HEADER_ROW + steps + 3}")
-        curves = wb.create_sheet("curves", 1)
-        curves["A1"] = "E_total against step for every learning rate"
-        curves.add_chart(_chart("E_total for each learning rate", series, steps), "A3")
-        _notes_sheet(wb)
+    for ws, label, column in series:
+        ws.add_chart(_chart(f"E_total, {label}", [(ws, label, column)], steps),
+                     f"A{HEADER_ROW + steps + 3}")
+    curves = wb.create_sheet("curves", 1)
+    curves["A1"] = "E_total against step for every learning rate"
+    curves.add_chart(_chart("E_total for each learning rate", series, steps), "A3")
+    _notes_sheet(wb)
     return atomic_write(path, wb.save)
 
 

@@ -135,6 +135,16 @@ def test_feedforward_workbook_has_the_forward_pass_only(tmp_path):
     assert "E_total" in header and not any(str(h).startswith("∂") for h in header)
 
 
+def test_feedforward_workbook_says_nothing_of_learning_rates_or_steps(tmp_path):
+    wb = openpyxl.load_workbook(sheets.feedforward_workbook(tmp_path / "ff.xlsx"))
+    assert wb.sheetnames == ["network", "forward"]
+    text = [str(c.value) for ws in wb for row in ws.iter_rows() for c in row
+            if c.value is not None]
+    assert any("E_total" in t for t in text)          # the scan does see the sheet's words
+    for word in ("η", "learning", "step", "lr"):
+        assert not [t for t in text if word in t.lower()], word
+
+
 @pytest.mark.parametrize("kwargs, says", [
     ({"inputs": (0.05,)}, "inputs must have 2 numbers"),
     ({"weights": (0.1,) * 7}, "weights must have 8 numbers"),
