@@ -467,12 +467,15 @@ def reliability_diagram(bins: ReliabilityBins, *, title: str | None = None) -> F
     acc, conf = bins.accuracy.numpy(), bins.confidence.numpy()
     top.bar(left[full], acc[full], width[full], align="edge", color="C0", edgecolor="white",
             label="accuracy")
+    # Hatched and nearly clear, so that a gap below the accuracy (an under-confident bin) stays
+    # readable on top of the blue bar.
     top.bar(left[full], (conf - acc)[full], width[full], bottom=acc[full], align="edge",
-            color="C3", alpha=0.35, edgecolor="C3", label="gap to confidence")
+            facecolor=(0.84, 0.15, 0.16, 0.15), edgecolor="C3", hatch="//",
+            label="gap to mean confidence")
     top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     top.set_ylabel("accuracy")
     top.set_ylim(0, 1)
-    top.legend(loc="upper left", fontsize=8)
+    top.legend(loc="best", fontsize=8)
     top.set_title(title if title is not None else f"ECE {bins.ece:.3f}")
     bottom.bar(left, bins.counts.numpy(), width, align="edge", color="grey", edgecolor="white")
     bottom.set_xlabel("confidence (top-class probability)")
