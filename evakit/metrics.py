@@ -36,18 +36,18 @@ from evakit.rf import Table
 
 
 def _labels(preds: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
-    """Predicted labels (N,) from labels (N,) or scores (N, C)."""
+    """Predicted labels (N,) on the CPU from labels (N,) or scores (N, C) on any device."""
     if not isinstance(preds, torch.Tensor):
         raise ValueError(f"preds must be a torch tensor, got {type(preds).__name__}")
     if preds.ndim == 2:
         if num_classes is not None and preds.shape[1] != num_classes:
             raise ValueError(f"preds has scores for {preds.shape[1]} classes, expected "
                              f"num_classes={num_classes}")
-        return preds.argmax(dim=1)
+        return preds.detach().argmax(dim=1).cpu()
     if preds.ndim != 1 or preds.is_floating_point():
         raise ValueError(f"preds must be integer labels (N,) or scores (N, C), got "
                          f"{preds.dtype} of shape {tuple(preds.shape)}")
-    return preds
+    return preds.cpu()
 
 
 def _target(target: torch.Tensor, n: int) -> torch.Tensor:
@@ -57,7 +57,7 @@ def _target(target: torch.Tensor, n: int) -> torch.Tensor:
         raise ValueError(f"target has {len(target)} labels for {n} predictions")
     if n == 0:
         raise ValueError("preds and target are empty: there is nothing to score")
-    return target
+    return target.cpu()
 
 
 def _check_range(values: torch.Tensor, num_classes: int, name: str) -> None:
@@ -105,7 +105,7 @@ def confusion_matrix(preds: torch.Tensor, target: torch.Tensor, num_classes: int
     _check_range(pred, num_classes, "preds")
     _check_range(true, num_classes, "target")
     flat = true.long() * num_classes + pred.long()
-    counts = torch.bincount(flat.cpu(), minlength=num_classes * num_classes)
+    counts = torch.bincount(flat, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes)
 
 
@@ -345,7 +345,7 @@ def bootstrap_accuracy(preds: torch.Tensor, target: torch.Tensor, *, resamples: 
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
     pred = _labels(preds)
-    correct = (pred == _target(target, len(pred))).double().cpu()
+    correct = (pred == _target(target, len(pred))).double()
     n = len(correct)
     generator = torch.Generator().manual_seed(seed)
     accs = torch.cat([correct[torch.randint(n, (min(chunk, resamples - start), n),
@@ -418,7 +418,7 @@ def reliability_bins(probs: torch.Tensor, target: torch.Tensor, bins: int = 15) 
         raise ValueError(f"bins must be a positive integer, got {bins!r}")
     probs = _probs(probs).detach().double().cpu()
     confidence, pred = probs.max(dim=1)
-    correct = (pred == _target(target, len(pred)).cpu()).double()
+    correct = (pred == _target(target, len(pred))).double()
     edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
     # right=True puts a confidence equal to an edge in the bin that starts there; clamping
     # sends a confidence of exactly 1 into the last bin instead of a bin of its own.
