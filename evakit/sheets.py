@@ -4,16 +4,25 @@ The network is the course's 2-2-2 example: inputs i1, i2; hidden h1 = w1·i1 + w
 h2 = w3·i1 + w4·i2 with a_h = σ(h); outputs o1 = w5·a_h1 + w6·a_h2, o2 = w7·a_h1 + w8·a_h2 with
 a_o = σ(o); error E_total = ½(t1 − a_o1)² + ½(t2 − a_o2)². The sheet ``network`` holds the inputs,
 targets and initial weights; each learning-rate sheet has its own η and one row per step, whose
-weights are the previous row's minus η times its gradients. Change any number on ``network`` and
-every sheet recomputes.
+weights are the previous row's minus η times its gradients (session 2's workbook has a single
+``forward`` sheet instead). Change any number on ``network`` and every sheet recomputes.
+
+``recalculate`` has a spreadsheet engine compute every formula — LibreOffice when it is
+installed, else the pure-Python ``formulas`` package — and says which one did.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import numbers
+import re
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -276,35 +285,222 @@ def _write(path, inputs, targets, weights, learning_rates, steps) -> Path:
     return atomic_write(path, wb.save)
 
 
-def recalculate(path: str | Path, out_dir: str | Path | None = None) -> Path:
-    """Open a workbook in LibreOffice (headless), recalculate every formula, save a copy.
+# ---- recalculation: a spreadsheet engine computes every formula ------------------------------
 
-    Returns the recalculated copy (in ``out_dir``, by default a new temporary folder), whose
-    cells hold the computed values next to their formulas.
+ENGINES = ("libreoffice", "formulas")
+# What each Excel error value says went wrong, for the error raised on an uncomputable cell.
+_ERROR_MEANINGS = {
+    "#NAME?": "an unknown function or name",
+    "#DIV/0!": "a division by zero",
+    "#REF!": "a reference to a missing cell or sheet",
+    "#VALUE!": "a value of the wrong type",
+    "#NUM!": "a number out of range",
+    "#N/A": "a value that is not available",
+    "#NULL!": "an empty intersection of ranges",
+}
+
+
+@dataclass(frozen=True)
+class Recalculated:
+    """A recalculated copy of a workbook and the engine that computed its values.
+
+    Attributes:
+        path: the copy, an .xlsx whose formula cells hold computed values: open it with
+            ``openpyxl.load_workbook(path, data_only=True)`` or ``read_columns``. LibreOffice's
+            copy keeps each formula beside its value (and the charts); the ``formulas`` copy
+            holds the values in place of the formulas (openpyxl can write no cached values, and
+            does not carry charts).
+        engine: ``"libreoffice"`` or ``"formulas"``.
+        version: the engine's version, e.g. ``"7.4.7.2"`` or ``"1.3.4"``.
+    """
+
+    path: Path
+    engine: str
+    version: str
+
+    @property
+    def label(self) -> str:
+        """The engine in words, e.g. ``LibreOffice 7.4.7.2`` or ``formulas 1.3.4 (pure Python)``."""
+        if self.engine == "libreoffice":
+            return f"LibreOffice {self.version}"
+        return f"formulas {self.version} (pure Python)"
+
+
+def _soffice() -> str | None:
+    return shutil.which("soffice") or shutil.which("libreoffice")
+
+
+def engines_available() -> list[str]:
+    """The recalculation engines on this machine, the default first.
+
+    Returns:
+        ``["libreoffice", "formulas"]`` when LibreOffice (``soffice`` or ``libreoffice``) is on
+        PATH, else ``["formulas"]``: the pure-Python engine is always installed with evakit.
+    """
+    return (["libreoffice"] if _soffice() else []) + ["formulas"]
+
+
+def recalculate(path: str | Path, out_dir: str | Path | None = None,
+                engine: str | None = None) -> Recalculated:
+    """Recalculate every formula of a workbook and save a copy holding the computed values.
+
+    Args:
+        path: the workbook (.xlsx).
+        out_dir: the folder of the copy (by default a new temporary folder); not the
+            workbook's own folder, where the copy would replace it.
+        engine: ``"libreoffice"`` (headless LibreOffice Calc), ``"formulas"`` (the pure-Python
+            package of that name), or None for the first of ``engines_available()``.
+
+    Returns:
+        The copy (``out_dir/<name>.xlsx``) and the engine that computed it.
 
     Raises:
-        RuntimeError: LibreOffice is not installed.
+        ValueError: an unknown engine, or a formula the engine cannot compute (the sentence
+            names the sheet, the cell and the formula); no copy is left then.
+        RuntimeError: LibreOffice was asked for but is not installed, or wrote no copy.
     """
-    import shutil
-    import subprocess
-
-    soffice = shutil.which("soffice") or shutil.which("libreoffice")
-    if soffice is None:
-        raise RuntimeError("LibreOffice is needed to recalculate the workbook: install it "
-                           "(Debian/Ubuntu/Colab: apt-get install libreoffice-calc-nogui)")
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path must be an existing .xlsx workbook, got {str(path)!r}")
+    if engine is None:
+        engine = engines_available()[0]
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)} or None, got {engine!r}")
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="evakit-"))
+    if out_dir.resolve() == path.parent.resolve():
+        raise ValueError(f"out_dir must differ from the workbook's folder (the copy would "
+                         f"replace the workbook), got {str(out_dir)!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{path.stem}.xlsx"
+    out.unlink(missing_ok=True)      # a stale copy must not pass for this run's result
+    if engine == "libreoffice":
+        version = _with_libreoffice(path, out)
+    else:
+        version = _with_formulas(path, out)
+    return Recalculated(out, engine, version)
+
+
+def _with_libreoffice(path: Path, out: Path) -> str:
+    """Convert ``path`` to ``out`` in headless LibreOffice; returns LibreOffice's version."""
+    soffice = _soffice()
+    if soffice is None:
+        raise RuntimeError("LibreOffice is needed for engine='libreoffice': install it "
+                           "(Debian/Ubuntu/Colab: apt-get install libreoffice-calc-nogui) or "
+                           "use engine='formulas'")
     # A private profile folder: a second LibreOffice (or a desktop one) cannot block this one.
-    profile = (out_dir / "lo-profile").resolve().as_uri()
-    subprocess.run([soffice, f"-env:UserInstallation={profile}", "--headless", "--calc",
-                    "--convert-to", "xlsx", "--outdir", str(out_dir), str(path)],
-                   check=True, capture_output=True, timeout=300)
-    return out_dir / path.name
+    profile = (out.parent / "lo-profile").resolve().as_uri()
+    done = subprocess.run([soffice, f"-env:UserInstallation={profile}", "--headless", "--calc",
+                           "--convert-to", "xlsx", "--outdir", str(out.parent), str(path)],
+                          check=True, capture_output=True, text=True, timeout=300)
+    if not out.is_file():
+        raise RuntimeError(f"LibreOffice wrote no {out.name} from {path}: "
+                           f"{(done.stderr or done.stdout).strip() or 'it gave no reason'}")
+    from openpyxl import load_workbook
+
+    values = load_workbook(out, data_only=True, read_only=True)
+    errors = [(ws.title, c.coordinate, str(c.value)) for ws in values for row in ws.iter_rows()
+              for c in row if c.data_type == "e"]
+    values.close()
+    if errors:
+        out.unlink()
+        # LibreOffice rewrites formulas (unknown functions in lower case): quote the user's own.
+        written = load_workbook(path)
+        raise _uncomputable("LibreOffice", [(sheet, cell, written[sheet][cell].value, value)
+                                            for sheet, cell, value in errors])
+    reply = subprocess.run([soffice, "--version"], capture_output=True, text=True, timeout=60)
+    found = re.search(r"\d+(\.\d+)+", reply.stdout)
+    return found.group() if found else "(version unknown)"
+
+
+def _with_formulas(path: Path, out: Path) -> str:
+    """Compute ``path`` with the ``formulas`` package, write the values to ``out``.
+
+    Returns:
+        The version of ``formulas``.
+    """
+    import formulas
+    from formulas.errors import FormulaError
+    from formulas.tokens.operand import XlError
+    from openpyxl import load_workbook
+
+    book = load_workbook(path)
+    cells = {(ws.title, c.coordinate): c for ws in book for row in ws.iter_rows() for c in row
+             if c.data_type == "f"}
+    try:
+        # Its progress bar goes to stderr: a notebook would show it as noise.
+        with contextlib.redirect_stderr(io.StringIO()):
+            solution = formulas.ExcelModel().loads(str(path)).finish().calculate()
+    except FormulaError:
+        # The error does not always quote the formula: find the first cell that fails to parse.
+        bad = next(((sheet, cell, c.value) for (sheet, cell), c in cells.items()
+                    if not _parses(str(c.value))), None)
+        if bad is None:
+            raise
+        raise _uncomputable("formulas", [(*bad, "it is not a valid formula")]) from None
+    values = _by_cell(solution)
+    errors = []
+    for (sheet, cell), c in cells.items():
+        value = values.get((sheet.upper(), cell))
+        if isinstance(value, XlError):
+            errors.append((sheet, cell, c.value, str(value)))
+            continue
+        value = value.item() if hasattr(value, "item") else value    # numpy → Python
+        if isinstance(value, str | bool | int | float):
+            c.value = value
+        else:
+            errors.append((sheet, cell, c.value, "it gave no value"))
+    if errors:
+        raise _uncomputable("formulas", errors)
+    atomic_write(out, book.save)
+    return formulas.__version__
+
+
+def _parses(formula: str) -> bool:
+    """Whether the ``formulas`` package can parse this formula."""
+    import formulas
+    from formulas.errors import FormulaError
+
+    try:
+        formulas.Parser().ast(formula)
+    except FormulaError:
+        return False
+    return True
+
+
+# A cell of a formulas solution: '[book.xlsx]SHEET'!B7, sheet upper-cased, quotes doubled.
+_SOLUTION_CELL = re.compile(r"^'?\[[^\]]*\](.+?)'?!([A-Z]+[0-9]+)$")
+
+
+def _by_cell(solution) -> dict[tuple[str, str], object]:
+    """The formulas solution as (SHEET, cell) → the computed scalar; ranges are left out."""
+    cells = {}
+    for key, ranges in solution.items():
+        found = _SOLUTION_CELL.match(str(key))
+        if found is not None and getattr(ranges, "value", None) is not None:
+            sheet = found.group(1).replace("''", "'")
+            cells[sheet, found.group(2)] = ranges.value[0, 0]
+    return cells
+
+
+def _uncomputable(engine: str, errors: list[tuple[str, str, str, str]]) -> ValueError:
+    """The error for (sheet, cell, formula, what came out) of every cell that failed."""
+    sheet, cell, formula, value = errors[0]
+    why = (f"it gives {value} ({_ERROR_MEANINGS[value]})" if value in _ERROR_MEANINGS
+           else value if value.startswith("it ") else f"it gives {value}")
+    more = f"; {len(errors) - 1} other formula cells fail too" if len(errors) > 1 else ""
+    return ValueError(f"{engine} could not compute {sheet}!{cell} ({formula}): {why}{more}")
 
 
 def read_columns(path: str | Path, sheet: str) -> dict[str, list]:
-    """The computed values of a (recalculated) step sheet, column name → values per step."""
+    """The computed values of a sheet of a recalculated workbook, one list per column.
+
+    Args:
+        path: a recalculated copy (``recalculate(...).path``).
+        sheet: a step sheet (``"lr=0.5"``) or ``"forward"``.
+
+    Returns:
+        Column name (the header row) → its values, one per row (per step).
+    """
     from openpyxl import load_workbook
 
     ws = load_workbook(path, data_only=True, read_only=True)[sheet]
