@@ -19,6 +19,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from evakit.errors import ArgumentError, DataError
+
 LAMBDA_COORD = 5.0
 LAMBDA_NOOBJ = 0.5
 
@@ -143,7 +145,7 @@ def read_coco(path: str | Path, *, include_crowd: bool = False) -> Annotations:
         The boxes as :class:`Annotations`.
 
     Raises:
-        ValueError: the file is not JSON, not COCO-shaped, or holds no boxes.
+        DataError: the file is not JSON, not COCO-shaped, or holds no boxes.
     """
     path = Path(path)
     coco = _load_json(path)
@@ -152,7 +154,7 @@ def read_coco(path: str | Path, *, include_crowd: bool = False) -> Annotations:
     rows = [_box_row(path, a, sizes, categories) for a in coco["annotations"]
             if include_crowd or not a.get("iscrowd", 0)]
     if not rows:
-        raise ValueError(f"{path} holds no boxes: expected at least one annotation with a "
+        raise DataError(f"{path} holds no boxes: expected at least one annotation with a "
                          f"bbox [x, y, w, h]")
     ids = sorted(categories)
     label_of = {cid: i for i, cid in enumerate(ids)}
@@ -174,13 +176,13 @@ def _load_json(path: Path) -> dict:
         with open(path, encoding="utf-8") as f:
             coco = json.load(f)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}): "
+        raise DataError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}): "
                          f"{expected}") from None
     except UnicodeDecodeError:
-        raise ValueError(f"{path} is not UTF-8 text: {expected}") from None
+        raise DataError(f"{path} is not UTF-8 text: {expected}") from None
     if not isinstance(coco, dict) or not all(
             isinstance(coco.get(key), list) for key in ("images", "annotations", "categories")):
-        raise ValueError(f"{path} is not a COCO annotation file: expected a JSON object with "
+        raise DataError(f"{path} is not a COCO annotation file: expected a JSON object with "
                          f"lists 'images', 'annotations' and 'categories'")
     return coco
 
@@ -193,8 +195,8 @@ def _image_sizes(path: Path, images: list) -> dict[int, tuple[int, int]]:
             if not (isinstance(key, int) and width > 0 and height > 0):
                 raise ValueError
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{path}: images[{i}] is not a COCO image: expected an integer id and "
-                             f"a positive width and height in pixels") from None
+            raise DataError(f"{path}: images[{i}] is not a COCO image: expected an integer id "
+                            f"and a positive width and height in pixels") from None
         sizes[key] = (width, height)
     return sizes
 
@@ -203,7 +205,7 @@ def _categories(path: Path, categories: list) -> dict[int, str]:
     try:
         return {c["id"]: str(c["name"]) for c in categories}
     except (KeyError, TypeError):
-        raise ValueError(f"{path}: a category is not COCO: expected each category to have an "
+        raise DataError(f"{path}: a category is not COCO: expected each category to have an "
                          f"id and a name") from None
 
 
@@ -215,16 +217,16 @@ def _box_row(path: Path, annotation: dict, sizes: dict[int, tuple[int, int]],
         if len(bbox) != 4:
             raise ValueError
     except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{path}: annotation {annotation.get('id', '?')} is not COCO: expected "
+        raise DataError(f"{path}: annotation {annotation.get('id', '?')} is not COCO: expected "
                          f"image_id, category_id and bbox [x, y, w, h] in pixels") from None
     if image not in sizes:
-        raise ValueError(f"{path}: annotation {annotation.get('id', '?')} refers to image "
+        raise DataError(f"{path}: annotation {annotation.get('id', '?')} refers to image "
                          f"{image}, which is not in 'images'")
     if category not in categories:
-        raise ValueError(f"{path}: annotation {annotation.get('id', '?')} refers to category "
+        raise DataError(f"{path}: annotation {annotation.get('id', '?')} refers to category "
                          f"{category}, which is not in 'categories'")
     if not (all(math.isfinite(v) for v in bbox) and bbox[2] > 0 and bbox[3] > 0):
-        raise ValueError(f"{path}: annotation {annotation.get('id', '?')} has bbox {bbox}: "
+        raise DataError(f"{path}: annotation {annotation.get('id', '?')} has bbox {bbox}: "
                          f"expected finite numbers and a positive width and height in pixels")
     width, height = sizes[image]
     x, y, w, h = bbox
@@ -321,16 +323,17 @@ def kmeans_anchors(wh: torch.Tensor, k: int, *, seed: int = 0, restarts: int = 3
         The best :class:`AnchorFit`.
 
     Raises:
-        ValueError: bad shapes, or fewer distinct shapes than ``k``.
+        ValueError: bad shapes.
+        ArgumentError: ``k`` is not between 1 and the number of distinct shapes.
     """
     _check_boxes(wh, "wh", "shape")
     wh = wh.double()
     distinct = len(torch.unique(wh, dim=0))
     if not isinstance(k, int) or not 1 <= k <= distinct:
-        raise ValueError(f"k must be an integer from 1 to the number of distinct box shapes "
+        raise ArgumentError(f"k must be an integer from 1 to the number of distinct box shapes "
                          f"({distinct}), got {k!r}")
     if restarts < 1 or max_iter < 1:
-        raise ValueError(f"restarts and max_iter must be positive integers, got {restarts!r} "
+        raise ArgumentError(f"restarts and max_iter must be positive integers, got {restarts!r} "
                          f"and {max_iter!r}")
     generator = torch.Generator().manual_seed(seed)
     fits = [_lloyd(wh, _init_centres(wh, k, generator), max_iter) for _ in range(restarts)]
@@ -382,7 +385,7 @@ def anchor_fits(wh: torch.Tensor, ks: Sequence[int] = (3, 4, 5, 6), *,
         k → its :class:`AnchorFit`, in the order of ``ks``.
     """
     if not ks:
-        raise ValueError("ks must name at least one number of anchors, got none")
+        raise ArgumentError("ks must name at least one number of anchors, got none")
     return {k: kmeans_anchors(wh, k, seed=seed) for k in ks}
 
 
@@ -528,7 +531,8 @@ def anchors_report(path: str | Path, ks: Sequence[int] = (3, 4, 5, 6), *,
         The :class:`AnchorsReport`.
 
     Raises:
-        ValueError: a bad annotation file or a bad k (one sentence saying which).
+        DataError: a bad annotation file (one sentence naming it).
+        ArgumentError: a bad k.
     """
     annotations = read_coco(path)
     return AnchorsReport(Path(path), len(annotations.image_sizes), len(annotations),

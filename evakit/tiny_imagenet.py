@@ -39,6 +39,7 @@ from evakit.data import (
     data_root,
     is_fast,
 )
+from evakit.errors import ArgumentError, DataError
 
 NAME = "tiny-imagenet"
 FOLDER = "tiny-imagenet-200"
@@ -65,7 +66,7 @@ def read_folder(folder: str | Path) -> ImageSet:
         class names from words.txt (the first name of each class).
 
     Raises:
-        ValueError: a file of the layout is missing or malformed, or an image is not 64×64.
+        DataError: a file of the layout is missing or malformed, or an image is not 64×64.
     """
     folder = Path(folder)
     wnids = _wnids(folder / "wnids.txt")
@@ -74,7 +75,7 @@ def read_folder(folder: str | Path) -> ImageSet:
     for label, wnid in enumerate(wnids):
         train = sorted((folder / "train" / wnid / "images").glob("*.JPEG"))
         if not train:
-            raise ValueError(f"{folder / 'train' / wnid / 'images'} holds no .JPEG images: "
+            raise DataError(f"{folder / 'train' / wnid / 'images'} holds no .JPEG images: "
                              f"expected the training images of class {wnid}")
         own_val = [folder / "val" / "images" / name for name in val[wnid]]
         paths += train + own_val
@@ -84,29 +85,29 @@ def read_folder(folder: str | Path) -> ImageSet:
         images[i] = _read_image(path)
     return ImageSet(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
                     torch.tensor(labels, dtype=torch.int64), _class_names(folder, wnids),
-                    NAME, "all", str(folder))
+                    NAME, "all", f"{FOLDER} folder")
 
 
 def _wnids(path: Path) -> list[str]:
     if not path.is_file():
-        raise ValueError(f"{path} is missing: expected the class ids of a tiny-imagenet-200 "
+        raise DataError(f"{path} is missing: expected the class ids of a tiny-imagenet-200 "
                          f"folder, one a line")
     wnids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not wnids or len(set(wnids)) != len(wnids):
-        raise ValueError(f"{path} must list distinct class ids, one a line; got {len(wnids)} "
+        raise DataError(f"{path} must list distinct class ids, one a line; got {len(wnids)} "
                          f"lines with {len(set(wnids))} distinct ids")
     return wnids
 
 
 def _val_labels(path: Path, wnids: list[str]) -> dict[str, list[str]]:
     if not path.is_file():
-        raise ValueError(f"{path} is missing: expected the validation labels of a "
+        raise DataError(f"{path} is missing: expected the validation labels of a "
                          f"tiny-imagenet-200 folder")
     files: dict[str, list[str]] = {wnid: [] for wnid in wnids}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         fields = line.split("\t")
         if len(fields) < 2 or fields[1] not in files:
-            raise ValueError(f"{path} line {number} is {line!r}: expected file <tab> wnid "
+            raise DataError(f"{path} line {number} is {line!r}: expected file <tab> wnid "
                              f"<tab> box, with a wnid from wnids.txt")
         files[fields[1]].append(fields[0])
     return {wnid: sorted(names) for wnid, names in files.items()}
@@ -131,10 +132,10 @@ def _read_image(path: Path) -> np.ndarray:
             # A few Tiny ImageNet images are greyscale; the set is read as RGB throughout.
             rgb = np.asarray(image.convert("RGB"))
     except OSError as err:
-        raise ValueError(f"{path} could not be read as an image ({err}): expected a "
+        raise DataError(f"{path} could not be read as an image ({err}): expected a "
                          f"{SIZE}×{SIZE} JPEG") from None
     if rgb.shape != (SIZE, SIZE, 3):
-        raise ValueError(f"{path} is {rgb.shape[1]}×{rgb.shape[0]}: expected {SIZE}×{SIZE}")
+        raise DataError(f"{path} is {rgb.shape[1]}×{rgb.shape[0]}: expected {SIZE}×{SIZE}")
     return rgb
 
 
@@ -157,7 +158,7 @@ def stratified_split(labels: torch.Tensor, train_fraction: float = TRAIN_FRACTIO
         ``(train_indices, test_indices)``, disjoint, together every index once.
     """
     if not 0 < train_fraction < 1:
-        raise ValueError(f"train_fraction must be between 0 and 1, got {train_fraction!r}")
+        raise ArgumentError(f"train_fraction must be between 0 and 1, got {train_fraction!r}")
     generator = torch.Generator().manual_seed(seed)
     train, test = [], []
     for label in torch.unique(labels).tolist():
@@ -208,7 +209,7 @@ def download(dest: str | Path, *, url: str | None = None, md5: str | None = None
 
     Raises:
         OSError: the download failed (e.g. offline; ``urllib.error.URLError`` is an OSError).
-        ValueError: the archive's md5 differs, or it holds no ``tiny-imagenet-200`` folder.
+        DataError: the archive's md5 differs, or it holds no ``tiny-imagenet-200`` folder.
     """
     url, md5 = url or URL, md5 or MD5
     dest = Path(dest)
@@ -217,7 +218,7 @@ def download(dest: str | Path, *, url: str | None = None, md5: str | None = None
     try:
         with zipfile.ZipFile(archive) as zf:
             if not any(name.startswith(f"{FOLDER}/") for name in zf.namelist()):
-                raise ValueError(f"{url} holds no {FOLDER}/ folder: expected the official "
+                raise DataError(f"{url} holds no {FOLDER}/ folder: expected the official "
                                  f"Tiny ImageNet archive")
             zf.extractall(dest)
     finally:
@@ -232,7 +233,7 @@ def _fetch(url: str, path: Path, md5: str) -> None:
             digest.update(chunk)
             f.write(chunk)
     if digest.hexdigest() != md5:
-        raise ValueError(f"{url} downloaded with md5 {digest.hexdigest()}: expected {md5} "
+        raise DataError(f"{url} downloaded with md5 {digest.hexdigest()}: expected {md5} "
                          f"(a corrupted or changed archive; nothing was kept)")
 
 
@@ -243,12 +244,12 @@ def _read_cache(path: Path) -> ImageSet | None:
         images, labels, classes = npz["images"], npz["labels"], npz["classes"]
     if images.dtype != np.uint8 or images.shape[1:] != (SIZE, SIZE, 3) \
             or len(images) != len(labels):
-        raise ValueError(f"{path} is not a Tiny ImageNet cache: expected uint8 images "
+        raise DataError(f"{path} is not a Tiny ImageNet cache: expected uint8 images "
                          f"N×{SIZE}×{SIZE}×3 and as many labels, got {images.dtype} "
                          f"{images.shape} and {labels.shape}")
     return ImageSet(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
                     torch.from_numpy(labels.astype(np.int64)), classes.tolist(), NAME, "all",
-                    str(path))
+                    path.name)
 
 
 def _write_cache(path: Path, pooled: ImageSet) -> None:
@@ -324,11 +325,11 @@ def load(split: str = "train", *, seed: int = 0, root: str | Path | None = None,
         The split as an :class:`~evakit.data.ImageSet` (uint8 N×3×64×64, int64 labels).
 
     Raises:
-        ValueError: unknown split.
+        ArgumentError: unknown split.
         DataUnavailable: nothing found and the archive could not be fetched.
     """
     if split not in FAST_SIZES:
-        raise ValueError(f"unknown split {split!r}: expected 'train' or 'test'")
+        raise ArgumentError(f"unknown split {split!r}: expected 'train' or 'test'")
     train, test = split_pooled(load_pooled(root, allow_download=allow_download), seed=seed)
     chosen = train if split == "train" else test
     fast = is_fast() if fast is None else fast

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from evakit import data, detect
+from evakit.errors import ArgumentError, DataError
 
 DETECTION = data.data_root() / "detection"
 TACO = DETECTION / "taco" / "annotations.json"
@@ -132,7 +133,7 @@ def test_class_counts_include_empty_classes(tmp_path):
 def test_bad_json_names_the_file(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"images": [')
-    with pytest.raises(ValueError, match="not valid JSON") as err:
+    with pytest.raises(DataError, match="not valid JSON") as err:
         detect.read_coco(path)
     assert str(path) in str(err.value) and "COCO" in str(err.value)
 
@@ -142,14 +143,14 @@ def test_bad_json_names_the_file(tmp_path):
 def test_json_that_is_not_coco_names_the_file(tmp_path, content):
     path = tmp_path / "other.json"
     path.write_text(content)
-    with pytest.raises(ValueError, match="is not a COCO annotation file") as err:
+    with pytest.raises(DataError, match="is not a COCO annotation file") as err:
         detect.read_coco(path)
     assert str(path) in str(err.value) and "'categories'" in str(err.value)
 
 
 def test_file_without_boxes_names_the_file(tmp_path):
     path = write_coco(tmp_path / "empty.json", annotations=[])
-    with pytest.raises(ValueError, match="holds no boxes") as err:
+    with pytest.raises(DataError, match="holds no boxes") as err:
         detect.read_coco(path)
     assert str(path) in str(err.value)
 
@@ -163,7 +164,7 @@ def test_file_without_boxes_names_the_file(tmp_path):
 ])
 def test_bad_annotation_is_named(tmp_path, annotation, words):
     path = write_coco(tmp_path / "a.json", annotations=[annotation])
-    with pytest.raises(ValueError, match=words) as err:
+    with pytest.raises(DataError, match=words) as err:
         detect.read_coco(path)
     assert str(path) in str(err.value) and "annotation 4" in str(err.value)
 
@@ -254,7 +255,7 @@ def test_anchor_curve_on_taco_rises_with_k():
 
 
 def test_k_larger_than_the_distinct_shapes_is_refused():
-    with pytest.raises(ValueError, match=r"distinct box shapes \(2\), got 3"):
+    with pytest.raises(ArgumentError, match=r"distinct box shapes \(2\), got 3"):
         detect.kmeans_anchors(boxes([1, 1], [1, 1], [2, 1]), 3)
     with pytest.raises(ValueError, match="positive width and height"):
         detect.kmeans_anchors(boxes([1, 1], [0, 1]), 1)
@@ -291,9 +292,11 @@ def test_anchors_report_prints_one_row_per_k(tmp_path):
 
 
 def test_anchors_report_on_a_bad_file_says_which(tmp_path):
-    with pytest.raises(ValueError, match="not valid JSON"):
-        (tmp_path / "x.json").write_text("nope")
+    (tmp_path / "x.json").write_text("nope")
+    with pytest.raises(DataError, match="x.json is not valid JSON"):
         detect.anchors_report(tmp_path / "x.json")
+    with pytest.raises(ArgumentError, match="ks must name"):
+        detect.anchors_report(write_coco(tmp_path / "a.json"), ks=())
 
 
 # ------------------------------------------------------------------------------- YOLOv2 loss

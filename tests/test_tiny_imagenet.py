@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from evakit import data, tiny_imagenet
+from evakit.errors import ArgumentError, DataError
 from evakit.tiny_imagenet import FOLDER
 
 # wnids.txt order, deliberately not sorted: labels follow the file.
@@ -96,21 +97,21 @@ def test_duplicate_class_names_are_kept_apart(tiny):
 
 def test_missing_file_is_named(tiny):
     (tiny / "wnids.txt").unlink()
-    with pytest.raises(ValueError, match="wnids.txt is missing"):
+    with pytest.raises(DataError, match="wnids.txt is missing"):
         tiny_imagenet.read_folder(tiny)
 
 
 def test_val_label_outside_wnids_is_named(tiny):
     with open(tiny / "val" / "val_annotations.txt", "a") as f:
         f.write("val_99.JPEG\tn00000000\t0\t0\t1\t1\n")
-    with pytest.raises(ValueError, match="line 15 is 'val_99.JPEG"):
+    with pytest.raises(DataError, match="line 15 is 'val_99.JPEG"):
         tiny_imagenet.read_folder(tiny)
 
 
 def test_wrong_image_size_is_named(tiny):
     bad = tiny / "train" / WNIDS[0] / "images" / f"{WNIDS[0]}_0.JPEG"
     Image.new("RGB", (32, 64)).save(bad)
-    with pytest.raises(ValueError, match="is 32×64: expected 64×64"):
+    with pytest.raises(DataError, match="is 32×64: expected 64×64"):
         tiny_imagenet.read_folder(tiny)
 
 
@@ -134,7 +135,7 @@ def test_split_is_deterministic_for_a_seed_and_changes_with_it():
 
 
 def test_split_refuses_a_fraction_outside_0_1():
-    with pytest.raises(ValueError, match="train_fraction must be between 0 and 1"):
+    with pytest.raises(ArgumentError, match="train_fraction must be between 0 and 1"):
         tiny_imagenet.stratified_split(torch.zeros(4, dtype=torch.int64), 1.0)
 
 
@@ -158,7 +159,9 @@ def test_load_splits_the_folder_and_caches_the_pooled_set(tiny):
     shutil.rmtree(tiny)                                 # now only the cache is left
     cached = tiny_imagenet.load("train", seed=3, root=root, fast=False)
     assert torch.equal(cached.images, train.images) and torch.equal(cached.labels, train.labels)
-    assert cached.classes == NAMES and str(cache) in cached.source
+    # A source names the cache file, never a folder of this machine.
+    assert cached.classes == NAMES and cache.name in cached.source
+    assert str(root) not in cached.source and str(root) not in train.source
 
 
 def test_fast_mode_keeps_the_first_images_of_the_split(tiny):
@@ -178,7 +181,7 @@ def test_read_only_root_is_read_but_never_written(tiny):
 
 
 def test_unknown_split_is_refused(tiny):
-    with pytest.raises(ValueError, match="unknown split 'val'"):
+    with pytest.raises(ArgumentError, match="unknown split 'val'"):
         tiny_imagenet.load("val", root=tiny.parent)
 
 
@@ -209,7 +212,7 @@ def test_download_checks_the_md5_and_unpacks(served, tmp_path):
 
 def test_download_with_a_wrong_md5_keeps_nothing(served, tmp_path):
     url, _ = served
-    with pytest.raises(ValueError, match=f"{url} downloaded with md5 .*: expected 0{{32}}"):
+    with pytest.raises(DataError, match=f"{url} downloaded with md5 .*: expected 0{{32}}"):
         tiny_imagenet.download(tmp_path / "dest", url=url, md5="0" * 32)
     assert list((tmp_path / "dest").iterdir()) == []
 
