@@ -152,8 +152,11 @@ rf.Table(["weight", "value", "∂E_total/∂w (by hand = autograd)"],
 # with the chain-rule formula of every column; and line charts of $E_\text{total}$. Nothing in
 # it is a number computed by Python except the inputs you may edit.
 #
-# To show its values, the notebook hands the workbook to LibreOffice, which recalculates every
-# formula, and reads the results back. (In Colab, LibreOffice is installed first.)
+# To show its values, the notebook hands the workbook to a spreadsheet engine, which
+# recalculates every formula, and reads the results back: LibreOffice when it is installed
+# (in Colab it is installed first), else the pure-Python
+# [`formulas`](https://github.com/vinci1it2000/formulas) package. The next cell prints which
+# engine computed the numbers shown here.
 
 # %%
 if "google.colab" in sys.modules and shutil.which("soffice") is None:
@@ -165,19 +168,21 @@ learning_rates = sheets.DEFAULT_LEARNING_RATES
 workdir = Path(tempfile.mkdtemp(prefix="s03-"))
 workbook = sheets.backprop_workbook(workdir / "backprop.xlsx", learning_rates=learning_rates, steps=50)
 computed = sheets.recalculate(workbook, workdir / "recalculated")
-columns = {lr: sheets.read_columns(computed, f"lr={lr:g}") for lr in learning_rates}
+columns = {lr: sheets.read_columns(computed.path, f"lr={lr:g}") for lr in learning_rates}
+missing = "" if "libreoffice" in sheets.engines_available() else "; LibreOffice was not found"
+print(f"Recalculated by {computed.label}{missing}.")
 first_rows = columns[0.5]
 rf.Table(["step", "w1", "w5", "a_h1", "a_o1", "a_o2", "E_total", "∂E/∂w1", "∂E/∂w5"],
          [[first_rows["step"][s]] + [round(first_rows[c][s], 6) for c in
           ("w1", "w5", "a_h1", "a_o1", "a_o2", "E_total", "∂E_total/∂w1", "∂E_total/∂w5")]
           for s in range(6)],
-         "Sheet lr=0.5, first six rows, as computed by LibreOffice")
+         f"Sheet lr=0.5, first six rows, as computed by {computed.label}")
 
 # %% [markdown]
-# The LibreOffice values agree with PyTorch's float64 autograd to within $10^{-9}$ for every
-# cell of every sheet — `tests/test_sheets.py` checks it on each run, and fails if a derived
-# cell is a typed number instead of a formula. The first row's gradients are the ones in the
-# table of section 2.
+# Both engines' values agree with PyTorch's float64 autograd to within $10^{-9}$ for every
+# cell of every sheet — `tests/test_sheets.py` checks it for each engine installed on each
+# run, and fails if a derived cell is a typed number instead of a formula. The first row's
+# gradients are the ones in the table of section 2.
 #
 # ## 4. The learning rate, read from the curves
 
@@ -187,7 +192,7 @@ for lr in learning_rates:
     ax.plot(columns[lr]["step"], columns[lr]["E_total"], label=f"η = {lr:g}")
 ax.set_xlabel("step")
 ax.set_ylabel("E_total")
-ax.set_title("E_total per step, recalculated by LibreOffice")
+ax.set_title(f"E_total per step, recalculated by {computed.label}")
 ax.legend()
 ax.grid(alpha=0.3)
 final = {lr: columns[lr]["E_total"][-1] for lr in learning_rates}
