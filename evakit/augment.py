@@ -14,11 +14,16 @@ image in a ``Dataset`` — what most courses do, and the baseline ``evakit bench
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from evakit.data import ImageSet
+    from evakit.recipes import Recipe
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -53,7 +58,7 @@ def random_rotation(degrees: float) -> Augment:
 
 
 def random_affine(*, degrees: float = 0.0, shift: float = 0.0, scale: float = 0.0,
-                  fill: float | Sequence[float] = 0.0) -> Augment:
+                  fill: float | Sequence[float] = 0.0, p: float = 1.0) -> Augment:
     """Shift, scale and rotate each image at random (albumentations' ``Affine`` on a batch).
 
     The whole batch is transformed at once with ``affine_grid`` / ``grid_sample``.
@@ -63,7 +68,9 @@ def random_affine(*, degrees: float = 0.0, shift: float = 0.0, scale: float = 0.
         shift: translation drawn uniformly in ±``shift`` × the image size, per axis.
         scale: zoom factor drawn uniformly in [1 − ``scale``, 1 + ``scale``].
         fill: value of pixels that come in from outside the image (one, or one per channel).
+        p: probability that an image is transformed at all (albumentations' ``p``).
     """
+    _check_probability(p)
     if not 0 <= degrees <= 180:
         raise ValueError(f"degrees must be between 0 and 180, got {degrees!r}")
     if not 0 <= shift < 1 or not 0 <= scale < 1:
@@ -75,6 +82,10 @@ def random_affine(*, degrees: float = 0.0, shift: float = 0.0, scale: float = 0.
         angle = _symmetric(n, limit, generator)
         zoom = 1 + _symmetric(n, scale, generator)
         tx, ty = _symmetric(n, 2 * shift, generator), _symmetric(n, 2 * shift, generator)
+        if p < 1:               # the images left alone get the identity transform
+            keep = (torch.rand(n, generator=generator) >= p).float()
+            angle, tx, ty = angle * (1 - keep), tx * (1 - keep), ty * (1 - keep)
+            zoom = zoom * (1 - keep) + keep
         cos, sin = angle.cos() / zoom, angle.sin() / zoom
         # affine_grid maps output to input coordinates: zooming in divides, shifting subtracts.
         theta = torch.stack([torch.stack([cos, -sin, -tx], 1),
@@ -109,10 +120,14 @@ def random_crop(padding: int, mode: str = "reflect") -> Augment:
     return crop
 
 
-def random_flip(p: float = 0.5) -> Augment:
-    """Mirror each image left–right with probability ``p``."""
+def _check_probability(p: float) -> None:
     if not 0 <= p <= 1:
         raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+
+
+def random_flip(p: float = 0.5) -> Augment:
+    """Mirror each image left–right with probability ``p``."""
+    _check_probability(p)
 
     def flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         mirror = (torch.rand(len(x), generator=generator) < p).to(x.device)
@@ -134,17 +149,22 @@ def _square_mask(x: torch.Tensor, size: int, generator: torch.Generator) -> torc
     return inside[:, None]
 
 
-def cutout(size: int, fill: float | Sequence[float] = 0.0) -> Augment:
+def cutout(size: int, fill: float | Sequence[float] = 0.0, p: float = 1.0) -> Augment:
     """Cutout (DeVries & Taylor 2017): blank one ``size``×``size`` square per image.
 
     The square's centre is uniform over the image, so near a border only part of it lands —
-    as in the paper. ``fill`` is one value or one per channel (e.g. the dataset mean).
+    as in the paper. ``fill`` is one value or one per channel (e.g. the dataset mean); ``p`` is
+    the probability that an image is cut at all.
     """
     if size < 1:
         raise ValueError(f"cutout size must be a positive integer, got {size!r}")
+    _check_probability(p)
 
     def cut(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return torch.where(_square_mask(x, size, generator), _fill(fill, x), x)
+        mask = _square_mask(x, size, generator)
+        if p < 1:
+            mask &= (torch.rand(len(x), generator=generator) < p).to(x.device).view(-1, 1, 1, 1)
+        return torch.where(mask, _fill(fill, x), x)
 
     return cut
 
@@ -246,3 +266,110 @@ class AlbumentationsDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.transform(image=self.images[i])["image"], int(self.labels[i])
+
+
+def for_recipe(recipe: Recipe, mean: tuple[float, ...]) -> Augment | None:
+    """The recipe's training augmentation as one batch function (None when it has none).
+
+    Order: crop, flip, affine (or plain rotation), cutout filled with the dataset ``mean`` —
+    the same steps and probabilities as :func:`albumentations_pipeline`.
+    """
+    steps = []
+    if recipe.crop_padding:
+        steps.append(random_crop(recipe.crop_padding))
+    if recipe.flip:
+        steps.append(random_flip())
+    if recipe.shift or recipe.scale:
+        steps.append(random_affine(degrees=recipe.rotation, shift=recipe.shift,
+                                   scale=recipe.scale, fill=mean, p=recipe.augment_p))
+    elif recipe.rotation:
+        steps.append(random_rotation(recipe.rotation))
+    if recipe.cutout:
+        steps.append(cutout(recipe.cutout, fill=mean, p=recipe.augment_p))
+    if not steps:
+        return None
+    return steps[0] if len(steps) == 1 else compose(*steps)
+
+
+def albumentations_pipeline(recipe: Recipe, mean: tuple[float, ...], std: tuple[float, ...]):
+    """The recipe's augmentation written with albumentations 2.x, image by image.
+
+    Steps and probabilities match :func:`for_recipe`: pad-and-crop, ``HorizontalFlip``,
+    ``ShiftScaleRotate``, ``CoarseDropout`` with one hole filled with the dataset mean, then
+    ``Normalize`` and ``ToTensorV2``.
+    """
+    import albumentations as A
+    import cv2
+    from albumentations.pytorch import ToTensorV2
+
+    fill = tuple(round(255 * m) for m in mean)
+    steps = []
+    if recipe.crop_padding:
+        size = 32 + 2 * recipe.crop_padding
+        steps += [A.PadIfNeeded(size, size, border_mode=cv2.BORDER_REFLECT_101),
+                  A.RandomCrop(32, 32)]
+    if recipe.flip:
+        steps.append(A.HorizontalFlip(p=0.5))
+    if recipe.shift or recipe.scale or recipe.rotation:
+        steps.append(A.ShiftScaleRotate(shift_limit=recipe.shift, scale_limit=recipe.scale,
+                                        rotate_limit=recipe.rotation, fill=fill,
+                                        border_mode=cv2.BORDER_CONSTANT, p=recipe.augment_p))
+    if recipe.cutout:
+        hole = (recipe.cutout, recipe.cutout)
+        steps.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=hole,
+                                     hole_width_range=hole, fill=fill, p=recipe.augment_p))
+    return A.Compose([*steps, A.Normalize(mean, std), ToTensorV2()], strict=True,
+                     seed=recipe.seed)
+
+
+class AlbumentationsLoader:
+    """Training batches through an albumentations pipeline, one image at a time.
+
+    A ``DataLoader`` (no worker processes, so the pipeline's seeded generators are the ones
+    that draw) over :class:`AlbumentationsDataset`; batches move to ``device``. Its state —
+    the shuffling generator and the pipeline's generators — is saved in checkpoints, so a
+    resumed run draws the same batches.
+
+    Args:
+        images: the training set (uint8).
+        transform: an albumentations ``Compose`` ending in ``Normalize`` + ``ToTensorV2``.
+        batch_size: images per batch.
+        device: where batches go.
+        seed: seed of the shuffling generator.
+    """
+
+    def __init__(self, images: ImageSet, transform, batch_size: int,
+                 device: torch.device, seed: int) -> None:
+        self.transform = transform
+        self.device = device
+        self.generator = torch.Generator().manual_seed(seed)
+        self.loader = torch.utils.data.DataLoader(
+            AlbumentationsDataset(images.images, images.labels, transform),
+            batch_size=batch_size, shuffle=True, generator=self.generator)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.loader:
+            yield x.to(self.device), y.to(self.device)
+
+    def state_dict(self) -> dict:
+        """Shuffling and augmentation generators, for an exact resume."""
+        py_state = self.transform.py_random.getstate()
+        return {"generator": self.generator.get_state(),
+                "numpy": self.transform.random_generator.bit_generator.state,
+                "python": [py_state[0], list(py_state[1]), py_state[2]]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.transform.random_generator.bit_generator.state = state["numpy"]
+        version, internal, gauss = state["python"]
+        self.transform.py_random.setstate((version, tuple(internal), gauss))
+
+
+def albumentations_loader(recipe: Recipe, images: ImageSet,
+                          device: torch.device) -> AlbumentationsLoader:
+    """Training batches of ``images`` through the recipe's albumentations pipeline."""
+    return AlbumentationsLoader(images, albumentations_pipeline(recipe, images.mean, images.std),
+                                recipe.batch_size, device, recipe.seed)

@@ -6,7 +6,10 @@ normalize and rotate whole batches) against torchvision's ``DataLoader`` over PI
 ``s04``: wall time per epoch and time to reach 99.4 % of session 4's best step on this machine.
 ``cifar``: images per second of session 8's augmentation (crop, flip, cutout) delivered by
 evakit's tensor loader and by a ``DataLoader`` over albumentations, alone and feeding the custom
-ResNet's training step; on a GPU the step runs channels-last under bfloat16 autocast.
+ResNet's training step (bf16 autocast + channels-last where bf16 is native).
+``precision``: images per second of the CIFAR networks' training step in fp32 and in bf16 +
+channels-last, and a short fp32-vs-bf16 parity run from the same seed.
+``s08``: time per epoch and time to 90 % of session 8's recorded run, and its epoch here.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from evakit import augment, data, models, recipes
+from evakit import augment, data, models, recipes, runner, train
+from evakit.errors import ArgumentError
 
 
 @dataclass
@@ -69,7 +73,7 @@ def loader(images: int = 20_000, batch_size: int = 128, device: str | None = Non
     """
     from torchvision import transforms
 
-    device = torch.device(device) if device else recipes.train.pick_device()
+    device = runner.parse_device(device)
     mnist = data.load("mnist", "train", fast=False)
     ours = data.Loader(mnist, batch_size, shuffle=True, device=device,
                        augment=augment.random_rotation(7.0))
@@ -96,50 +100,28 @@ def _cifar_images(n: int) -> tuple[data.ImageSet, str]:
                 "is not here)")
 
 
-def _albumentations_pipeline(mean: tuple[float, ...], std: tuple[float, ...]):
-    """Session 8's augmentation written with albumentations 2.x, image by image."""
-    import albumentations as A
-    import cv2
-    from albumentations.pytorch import ToTensorV2
-
-    fill = tuple(round(255 * m) for m in mean)
-    return A.Compose([
-        A.PadIfNeeded(40, 40, border_mode=cv2.BORDER_REFLECT_101),
-        A.RandomCrop(32, 32),
-        A.HorizontalFlip(),
-        A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(8, 8),
-                        hole_width_range=(8, 8), fill=fill),
-        A.Normalize(mean, std),
-        ToTensorV2(),
-    ], strict=True)
-
-
 def _train_steps(name: str, batches, model: torch.nn.Module, limit: int,
-                 device: torch.device) -> Rate:
-    """Images per second of forward + backward + SGD step on ``batches`` (after one warm-up)."""
+                 device: torch.device, precision: train.Precision) -> Rate:
+    """Images per second of :func:`evakit.train.train_step` on ``batches`` (after a warm-up)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    gpu = device.type == "cuda"
+    precision.prepare(model.to(device).train())
     seen, start = 0, None
     for x, y in batches:
-        x = x.to(device, non_blocking=True)
-        if gpu:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, torch.bfloat16, enabled=gpu):
-            loss = torch.nn.functional.cross_entropy(model(x), y.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train.train_step(model, x, y, optimizer, precision=precision)
         if start is None:           # the first step pays for allocation and kernel choice
-            if gpu:
-                torch.cuda.synchronize()
+            _sync(device)
             start = time.perf_counter()
             continue
-        seen += len(x)
+        seen += len(y)
         if seen >= limit:
             break
-    if gpu:
-        torch.cuda.synchronize()
+    _sync(device)
     return Rate(name, seen, time.perf_counter() - start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def cifar(images: int = 10_000, step_images: int | None = None, batch_size: int = 512,
@@ -158,13 +140,14 @@ def cifar(images: int = 10_000, step_images: int | None = None, batch_size: int 
         ``{"source", "device", "loader": [Rate…], "step": [Rate…]}``; the first Rate of each
         list is evakit's.
     """
-    device = torch.device(device) if device else recipes.train.pick_device()
+    device = runner.parse_device(device)
+    precision = train.Precision(train.default_precision(device))
     step_images = step_images or (20_000 if device.type == "cuda" else 512)
     cifar_set, source = _cifar_images(max(images, step_images + batch_size))
     recipe = recipes.get("s08/custom-resnet")
     ours = data.Loader(cifar_set, batch_size, shuffle=True, device=device,
-                       augment=recipes.train_augment(recipe, cifar_set.mean), drop_last=True)
-    pipeline = _albumentations_pipeline(cifar_set.mean, cifar_set.std)
+                       augment=augment.for_recipe(recipe, cifar_set.mean), drop_last=True)
+    pipeline = augment.albumentations_pipeline(recipe, cifar_set.mean, cifar_set.std)
 
     def theirs(n: int):
         dl = torch.utils.data.DataLoader(
@@ -175,24 +158,22 @@ def cifar(images: int = 10_000, step_images: int | None = None, batch_size: int 
 
     baselines = {n: _time(f"DataLoader + albumentations, {n} workers", theirs(n), images)
                  for n in workers}
-    result = {"source": source, "device": str(device), "step": [],
+    result = {"source": source, "device": str(device), "precision": precision.name, "step": [],
               "loader": [_time(f"evakit Loader ({device})", ours, images), *baselines.values()]}
     fastest = max(baselines, key=lambda n: baselines[n].per_second)
-    model = models.create("s08/custom-resnet").to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = models.create("s08/custom-resnet")
     result["step"].append(_train_steps("custom ResNet step fed by evakit Loader", ours, model,
-                                       step_images, device))
+                                       step_images, device, precision))
     result["step"].append(_train_steps(f"custom ResNet step fed by DataLoader + albumentations,"
                                        f" {fastest} workers", theirs(fastest), model,
-                                       step_images, device))
+                                       step_images, device, precision))
     return result
 
 
 def s04(recipe: str = "s04/step3", max_epochs: int | None = None,
         device: str | None = None) -> dict:
     """Train session 4's best step; return seconds per epoch and time to 99.4 % test accuracy."""
-    run = recipes.run(recipe, epochs=max_epochs, device=device, verbose=True)
+    run = runner.run(recipe, epochs=max_epochs, device=device, verbose=True)
     h = run.history
     elapsed, reached = 0.0, None
     for epoch, (seconds, acc) in enumerate(zip(h.seconds, h.test_acc, strict=True), 1):
@@ -202,3 +183,74 @@ def s04(recipe: str = "s04/step3", max_epochs: int | None = None,
     return {"recipe": recipe, "device": run.device, "threads": torch.get_num_threads(),
             "cpus": os.cpu_count(), "epochs": len(h), "seconds_per_epoch": sum(h.seconds) / len(h),
             "reached_99_4": reached, "final_test_acc": h.test_acc[-1]}
+
+
+PRECISION_MODELS = ("s06/cifar-net", "s07/resnet18", "s08/custom-resnet")
+
+
+def precision(images: int = 1024, batch_size: int = 128, device: str | None = None,
+              names: tuple[str, ...] = PRECISION_MODELS) -> list[tuple[str, Rate, Rate]]:
+    """fp32 against bf16 autocast + channels-last: one training step's images per second.
+
+    Both run on the same synthetic CIFAR-shaped batch stream (content does not change speed),
+    from the same initial weights, in this process.
+
+    Returns:
+        ``(model, fp32 rate, bf16 rate)`` per model.
+    """
+    device = runner.parse_device(device)
+    if not train.bf16_supported(device):
+        raise ArgumentError(f"{device} has no native bfloat16, so there is nothing to compare")
+    images_set = data.synthetic("synthetic-cifar10", batch_size * 4)
+    rows = []
+    for name in names:
+        rates = []
+        for mode in train.PRECISIONS:
+            torch.manual_seed(0)
+            batches = _repeat(data.Loader(images_set, batch_size, device=device, drop_last=True))
+            rates.append(_train_steps(mode, batches, models.create(name), images, device,
+                                      train.Precision(mode)))
+        rows.append((name, *rates))
+    return rows
+
+
+def _repeat(loader):
+    while True:
+        yield from loader
+
+
+def parity(recipe: str = "s06/cifar-net", steps: int = 300, images: int = 20_000,
+           device: str | None = None) -> dict[str, float]:
+    """The same seed trained in fp32 and in bf16 for ``steps`` batches: test accuracy of each.
+
+    Uses the recipe's real data (the first ``images`` training images) and its test set.
+    """
+    from dataclasses import replace
+
+    base = recipes.get(recipe)
+    train_set = data.load(base.dataset, "train", fast=False).subset(images)
+    test_set = data.load(base.dataset, "test", fast=False)
+    epochs = max(1, round(steps * base.batch_size / len(train_set)))
+    accuracy = {}
+    for mode in train.PRECISIONS:
+        done = runner.run(replace(base, epochs=epochs), precision=mode, device=device,
+                          train_set=train_set, test_set=test_set, fast=False, verbose=False)
+        accuracy[mode] = done.history.test_acc[-1]
+    accuracy["steps"] = epochs * -(-len(train_set) // base.batch_size)
+    accuracy["test_images"] = len(test_set)
+    return accuracy
+
+
+def s08(device: str | None = None) -> dict:
+    """Session 8's recorded run: time per epoch, time to 90 %; and one epoch's time here."""
+    from evakit import records
+
+    record = records.load("s08/custom-resnet")
+    h = record.history
+    elapsed, reached = 0.0, None
+    for epoch, (seconds, acc) in enumerate(zip(h.seconds, h.test_acc, strict=True), 1):
+        elapsed += seconds
+        if reached is None and acc >= 90:
+            reached = (epoch, elapsed)
+    return {"record": record, "seconds_per_epoch": sum(h.seconds) / len(h),
+            "reached_90": reached}

@@ -16,8 +16,11 @@ import torch.fx
 from torch import nn
 
 from evakit import models, rf
+from evakit.errors import ArgumentError
+from evakit.records import Record
 
 GAP_TYPES = (nn.AdaptiveAvgPool2d, nn.AvgPool2d)
+DIGIT_BOX = 20
 
 
 @dataclass
@@ -67,21 +70,26 @@ def _structure(model: nn.Module, input_size, *, max_params: int, layers: bool) -
                      Verdict("uses dropout", f"{drop} Dropout", drop > 0),
                      Verdict("uses global average pooling", f"{gap} GAP", gap > 0),
                      Verdict("exactly one fully connected layer", f"{fc} Linear", fc == 1)]
-    final_rf = rf.receptive_field(model, input_size)
-    verdicts.append(Verdict("receptive field covers the image",
-                            f"RF {final_rf} for a {input_size[1]}×{input_size[2]} input",
-                            final_rf >= input_size[1]))
+    layer, seen = rf.receptive_field_before_pool(model, input_size)
+    verdicts.append(Verdict(f"receptive field before global pooling covers the digit (≥ "
+                            f"{DIGIT_BOX}: MNIST centres each digit in a {DIGIT_BOX}×{DIGIT_BOX} "
+                            "box)", f"RF {seen} entering {layer}",
+                            min(_pair(seen)) >= DIGIT_BOX))
     return verdicts
+
+
+def _pair(rf_value) -> tuple:
+    return rf_value if isinstance(rf_value, tuple) else (rf_value, rf_value)
 
 
 def _s03(model, record) -> list[Verdict]:
     verdicts = _structure(model, (1, 28, 28), max_params=20_000, layers=True)
     if record is not None:
-        acc = record["history"]["test_acc"]
+        epoch, best = record.history.best()
         verdicts += [
-            Verdict("fewer than 20 epochs", f"{record['epochs_run']}", record["epochs_run"] < 20),
-            Verdict("test accuracy ≥ 99.4 %", f"best {max(acc):.2f} % (epoch "
-                    f"{acc.index(max(acc)) + 1})", max(acc) >= 99.4),
+            Verdict("fewer than 20 epochs", f"{record.epochs_run}", record.epochs_run < 20),
+            Verdict("test accuracy ≥ 99.4 %", f"best {best:.2f} % (epoch {epoch})",
+                    best >= 99.4),
         ]
     return verdicts
 
@@ -89,9 +97,9 @@ def _s03(model, record) -> list[Verdict]:
 def _s04(model, record) -> list[Verdict]:
     verdicts = _structure(model, (1, 28, 28), max_params=8_000, layers=False)
     if record is not None:
-        last3 = record["history"]["test_acc"][-3:]
+        last3 = record.history.test_acc[-3:]
         verdicts += [
-            Verdict("at most 15 epochs", f"{record['epochs_run']}", record["epochs_run"] <= 15),
+            Verdict("at most 15 epochs", f"{record.epochs_run}", record.epochs_run <= 15),
             Verdict("test accuracy ≥ 99.4 % in each of the last 3 epochs",
                     ", ".join(f"{a:.2f}" for a in last3),
                     len(last3) == 3 and min(last3) >= 99.4),
@@ -104,11 +112,13 @@ def _s06(model, record) -> list[Verdict]:
     depthwise = [c for c in convs if c.groups > 1 and c.groups == c.in_channels]
     dilated = [c for c in convs if max(c.dilation) > 1]
     pools = _count(model, (nn.MaxPool2d, nn.AdaptiveMaxPool2d))
-    gap, final_rf = _count(model, GAP_TYPES), rf.receptive_field(model, (3, 32, 32))
+    gap = _count(model, GAP_TYPES)
+    layer, seen = rf.receptive_field_before_pool(model, (3, 32, 32))
     params = models.count_parameters(model)
     verdicts = [
         Verdict("parameters < 200,000", f"{params:,}", params < 200_000),
-        Verdict("receptive field > 44", f"RF {final_rf}", final_rf > 44),
+        Verdict("receptive field > 44 (before global pooling)", f"RF {seen} entering {layer}",
+                min(_pair(seen)) > 44),
         Verdict("no max pooling", f"{pools} max-pool layers", pools == 0),
         Verdict("a depthwise-separable convolution", f"{len(depthwise)} depthwise convs",
                 len(depthwise) > 0),
@@ -116,9 +126,9 @@ def _s06(model, record) -> list[Verdict]:
         Verdict("global average pooling", f"{gap} GAP", gap > 0),
     ]
     if record is not None:
-        acc = record["history"]["test_acc"][-1]
+        acc = record.final_test_acc
         verdicts.append(Verdict("test accuracy ≥ 85 %", f"{acc:.2f} % after epoch "
-                                f"{record['epochs_run']}", acc >= 85))
+                                f"{record.epochs_run} on {record.test_set()}", acc >= 85))
     return verdicts
 
 
@@ -150,12 +160,12 @@ def _s08(model, record) -> list[Verdict]:
         Verdict("10 outputs for a 32×32 image", f"{tuple(out.shape)}", tuple(out.shape) == (1, 10)),
     ]
     if record is not None:
-        acc = record["history"]["test_acc"][-1]
+        acc = record.final_test_acc
         stretch = "met" if acc >= 93.8 else "not met"
         verdicts += [
-            Verdict("24 epochs", f"{record['epochs_run']}", record["epochs_run"] == 24),
-            Verdict("test accuracy ≥ 90 %", f"{acc:.2f} % (stretch ≥ 93.8 %: {stretch})",
-                    acc >= 90),
+            Verdict("24 epochs", f"{record.epochs_run}", record.epochs_run == 24),
+            Verdict("test accuracy ≥ 90 %", f"{acc:.2f} % on {record.test_set()} (stretch "
+                    f"≥ 93.8 %: {stretch})", acc >= 90),
         ]
     return verdicts
 
@@ -163,7 +173,7 @@ def _s08(model, record) -> list[Verdict]:
 SESSIONS: dict[str, Callable] = {"s03": _s03, "s04": _s04, "s06": _s06, "s08": _s08}
 
 
-def grade(session: str, record: dict | None = None, model: nn.Module | None = None) -> Report:
+def grade(session: str, record: Record | None = None, model: nn.Module | None = None) -> Report:
     """Grade a record (and the model its recipe builds), or a bare model.
 
     Args:
@@ -172,12 +182,11 @@ def grade(session: str, record: dict | None = None, model: nn.Module | None = No
         model: grade this model's structure instead (no accuracy constraints without a record).
     """
     if session not in SESSIONS:
-        raise ValueError(f"no assignment constraints for session {session!r}: expected one of "
+        raise ArgumentError(f"no assignment constraints for session {session!r}: expected one of "
                          f"{sorted(SESSIONS)}")
     if record is None and model is None:
-        raise ValueError("grade() needs a record or a model")
+        raise ArgumentError("grade() needs a record or a model")
     if model is None:
-        config = record["config"]
-        model = models.create(config["model"], **config["model_kwargs"])
-    subject = record["recipe"] if record is not None else type(model).__name__
+        model = models.create(record.config["model"], **record.config["model_kwargs"])
+    subject = record.recipe if record is not None else type(model).__name__
     return Report(session, subject, SESSIONS[session](model, record))

@@ -2,6 +2,8 @@
 
     evakit recipes                         list the recipes
     evakit train RECIPE [--epochs N] [--record] [--checkpoint F [--resume]]
+                 [--precision fp32|bf16] [--threads N] [--device D] [--seed S]
+    evakit lr-find RECIPE [--record]       the LR range test on a recipe's model and data
     evakit summary RECIPE|MODEL            the EVA table (layers, shapes, RF, params)
     evakit sheet backprop|feedforward -o FILE [--lr LR ...] [--steps N]
     evakit check SESSION RECORD            grade a recorded run (a recipe name or a JSON path)
@@ -17,8 +19,6 @@ import argparse
 import sys
 from pathlib import Path
 
-INPUT_SIZES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:
@@ -33,6 +33,17 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") \
+            from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return value
 
 
@@ -58,7 +69,20 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint", type=Path, help="checkpoint file, written every epoch")
     t.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     t.add_argument("--device", help="cpu, cuda, mps (default: the fastest here)")
-    t.add_argument("--seed", type=int, help="another seed than the recipe's (record: -seedN)")
+    t.add_argument("--seed", type=_non_negative,
+                   help="another seed than the recipe's (record: -seedN)")
+    t.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="default: the recipe's, else bf16 where native (CUDA, AVX-512 BF16)")
+    t.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's)")
+    f = sub.add_parser("lr-find", help="LR range test on a recipe's model and data")
+    f.add_argument("recipe")
+    f.add_argument("--iterations", type=_positive, default=200, help="batches in the sweep")
+    f.add_argument("--start-lr", type=_positive_float, default=1e-4)
+    f.add_argument("--end-lr", type=_positive_float, default=10.0)
+    f.add_argument("--record", action="store_true",
+                   help="write book/records/RECIPE-lr-range.json (full data only)")
+    f.add_argument("--precision", choices=["fp32", "bf16"])
+    f.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's)")
     s = sub.add_parser("summary", help="layer table with shapes, RF and parameters")
     s.add_argument("name", help="a recipe or a model name")
     w = sub.add_parser("sheet", help="write an Excel workbook with live formulas")
@@ -72,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--structure", action="store_true",
                    help="grade the recipe's model alone (no record: no accuracy constraints)")
     b = sub.add_parser("bench", help="speed figures against a baseline in the same run")
-    b.add_argument("what", choices=["loader", "s04", "cifar"])
+    b.add_argument("what", choices=["loader", "s04", "cifar", "precision", "s08"])
     b.add_argument("--images", type=_positive, help="images per pipeline (loader: 20 000, "
                    "cifar: 10 000)")
     b.add_argument("--step-images", type=_positive,
@@ -80,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=_positive, default=512, help="images per batch (cifar)")
     b.add_argument("--epochs", type=_positive, help="at most this many epochs (s04)")
     b.add_argument("--device", help="cpu, cuda, mps (default: the fastest here)")
+    b.add_argument("--parity-steps", type=_positive, default=300,
+                   help="batches of the fp32-vs-bf16 parity run (precision; 0 skips it)")
     n = sub.add_parser("notebooks", help="regenerate the sessions' .ipynb twins")
     n.add_argument("--check", action="store_true", help="only report stale twins (exit 1)")
     return p
@@ -87,12 +113,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    from evakit.data import DataUnavailable
-
     args = _parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+        torch.set_num_threads(args.threads)
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, DataUnavailable) as e:
+    except ValueError as e:     # every evakit.errors class is a ValueError
         print(f"evakit: {e}", file=sys.stderr)
         return 2
 
@@ -106,34 +133,60 @@ def _recipes(_args) -> int:
 
 
 def _train(args) -> int:
-    from evakit import data, recipes, records
+    from evakit import data, evidence, records, runner
+    from evakit.errors import ArgumentError
     if args.resume and args.checkpoint is None:
-        raise ValueError("--resume needs --checkpoint FILE to resume from")
-    if args.record and data.is_fast():
-        raise ValueError("--record writes a full run, but EVAKIT_FAST is set: unset it")
+        raise ArgumentError("--resume needs --checkpoint FILE to resume from")
     git = records.git_state()
-    run = recipes.run(args.recipe, epochs=args.epochs, seed=args.seed, device=args.device,
-                      checkpoint=args.checkpoint, resume=args.resume)
+    if args.record:
+        if data.is_fast():
+            raise ArgumentError("--record writes a full run, but EVAKIT_FAST is set: unset it")
+        records.require_clean(git)
+    run = runner.run(args.recipe, epochs=args.epochs, seed=args.seed, device=args.device,
+                     precision=args.precision, checkpoint=args.checkpoint, resume=args.resume)
     print(f"{run.recipe.name}: {run.params:,} parameters, final test accuracy "
           f"{run.history.test_acc[-1]:.2f}% after {len(run.history)} epochs "
-          f"({run.wall_seconds:.0f} s on {run.device})"
+          f"({run.wall_seconds:.0f} s on {run.device}, {run.precision})"
           + "".join(f", {k} {v:.2f}%" for k, v in run.metrics.items() if k != "test_acc"))
     if args.record:
-        print("record written to", records.save(records.make(run, git=git)))
+        outputs = evidence.collect(run, run.test_set)
+        print("record written to", records.save(records.make(run, git=git, outputs=outputs)))
+    return 0
+
+
+def _lr_find(args) -> int:
+    from evakit import data, records, runner
+    from evakit.errors import ArgumentError
+    git = records.git_state()
+    if args.record:
+        if data.is_fast():
+            raise ArgumentError("--record writes a full run, but EVAKIT_FAST is set: unset it")
+        records.require_clean(git)
+    if args.start_lr >= args.end_lr:
+        raise ArgumentError(f"--start-lr must be below --end-lr, got {args.start_lr} and "
+                            f"{args.end_lr}")
+    found = runner.lr_find(args.recipe, iterations=args.iterations, start_lr=args.start_lr,
+                           end_lr=args.end_lr, precision=args.precision)
+    print(f"{args.recipe}: {len(found.result.lrs)} batches; steepest descent at lr "
+          f"{found.result.suggested_lr:.3g}, lowest loss at lr {found.result.minimum_lr:.3g}")
+    if args.record:
+        print("written to", records.save_range(found, git))
     return 0
 
 
 def _summary(args) -> int:
     from evakit import models, recipes, rf
+    from evakit.errors import ArgumentError
     if args.name.startswith("s25/"):
-        raise ValueError("s25/digit-sum takes two inputs; its table is drawn in session 2.5")
+        raise ArgumentError("s25/digit-sum takes two inputs; its table is drawn in session 2.5")
     if args.name in recipes.RECIPES:
         recipe = recipes.get(args.name)
-        model, size = recipes.build_model(recipe), INPUT_SIZES[recipe.dataset]
+        model, size = recipe.build_model(), recipe.input_size
     elif args.name in models.names():
-        model, size = models.create(args.name), (1, 28, 28)
+        model, size = models.create(args.name), models.input_size(args.name)
     else:
-        raise ValueError(f"{args.name!r} is neither a recipe nor a model: see `evakit recipes`")
+        raise ArgumentError(f"{args.name!r} is neither a recipe nor a model: see "
+                            "`evakit recipes`")
     print(rf.summary(model, size))
     return 0
 
@@ -150,24 +203,14 @@ def _sheet(args) -> int:
 
 
 def _check(args) -> int:
-    import json
-
     from evakit import check, records
-    path = Path(args.record)
     if args.structure:
         from evakit import recipes
-        report = check.grade(args.session, model=recipes.build_model(recipes.get(args.record)))
+        report = check.grade(args.session, model=recipes.get(args.record).build_model())
         print(report)
         return 0 if report.passed else 1
-    if path.suffix == ".json":
-        if not path.is_file():
-            raise ValueError(f"no record file at {path}")
-        record = json.loads(path.read_text())
-    else:
-        try:
-            record = records.load(args.record)
-        except FileNotFoundError as e:
-            raise ValueError(str(e)) from None
+    path = Path(args.record)
+    record = records.read(path) if path.suffix == ".json" else records.load(args.record)
     report = check.grade(args.session, record)
     print(report)
     return 0 if report.passed else 1
@@ -190,20 +233,52 @@ def _bench(args) -> int:
     if args.what == "cifar":
         result = bench.cifar(args.images or 10_000, args.step_images, args.batch_size,
                              device=args.device)
-        print(f"data: {result['source']}; device: {result['device']}"
-              + (" (channels-last, bfloat16 autocast)" if result["device"].startswith("cuda")
-                 else " (float32)") + f"; {bench.torch.get_num_threads()} torch threads")
+        print(f"data: {result['source']}; device: {result['device']} ({result['precision']}); "
+              f"{bench.torch.get_num_threads()} torch threads")
         print("loader alone:")
         _print_rates(result["loader"], "albumentations")
         print("training step of the custom ResNet:")
         _print_rates(result["step"], "albumentations")
         return 0
+    if args.what == "precision":
+        return _bench_precision(bench, args)
+    if args.what == "s08":
+        return _bench_s08(bench)
     result = bench.s04(max_epochs=args.epochs, device=args.device)
     reached = result["reached_99_4"]
     print(f"{result['recipe']} on {result['device']} ({result['threads']} torch threads, "
           f"{result['cpus']} CPUs): {result['seconds_per_epoch']:.1f} s per epoch; "
           + (f"99.4 % reached at epoch {reached[0]}, after {reached[1]:.0f} s"
              if reached else f"99.4 % not reached in {result['epochs']} epochs"))
+    return 0
+
+
+def _bench_precision(bench, args) -> int:
+    import torch
+    images = args.images or 1024
+    print(f"one training step, batch {args.batch_size if args.batch_size != 512 else 128}, "
+          f"{images:,} images per setting, {torch.get_num_threads()} torch threads:")
+    rows = bench.precision(images, 128 if args.batch_size == 512 else args.batch_size,
+                           device=args.device)
+    for name, fp32, bf16 in rows:
+        print(f"  {name:<20} fp32 {fp32.per_second:>7,.0f} images/s   bf16 + channels-last "
+              f"{bf16.per_second:>7,.0f} images/s   ratio {bf16.per_second / fp32.per_second:.2f}×")
+    if args.parity_steps:
+        acc = bench.parity(steps=args.parity_steps, device=args.device)
+        print(f"parity, s06/cifar-net from seed 1, {acc['steps']} batches: test accuracy fp32 "
+              f"{acc['fp32']:.2f} %, bf16 {acc['bf16']:.2f} % (on {acc['test_images']:,} test "
+              f"images; one standard error ≈ "
+              f"{100 * (0.25 / acc['test_images']) ** 0.5:.1f} points at most)")
+    return 0
+
+
+def _bench_s08(bench) -> int:
+    result = bench.s08()
+    record, reached = result["record"], result["reached_90"]
+    print(f"{record.provenance()}")
+    print(f"  {result['seconds_per_epoch']:.0f} s per epoch; "
+          + (f"90 % reached at epoch {reached[0]}, after {reached[1] / 60:.1f} min"
+             if reached else "90 % not reached"))
     return 0
 
 
@@ -223,7 +298,8 @@ def _notebooks(args) -> int:
     return 0
 
 
-_COMMANDS = {"recipes": _recipes, "train": _train, "summary": _summary, "sheet": _sheet,
+_COMMANDS = {"recipes": _recipes, "train": _train, "lr-find": _lr_find, "summary": _summary,
+             "sheet": _sheet,
              "check": _check, "bench": _bench, "notebooks": _notebooks}
 
 

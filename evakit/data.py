@@ -9,6 +9,7 @@ returned in place of a real set.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from evakit.errors import DataError
 
 CLASSES = {
     "mnist": [str(d) for d in range(10)],
@@ -34,10 +37,54 @@ STATS = {
 SPLITS = ("train", "test")
 FAST_SIZES = {"train": 2000, "test": 1000}
 SYNTHETIC_SHAPES = {"synthetic-mnist": (1, 28, 28), "synthetic-cifar10": (3, 32, 32)}
+# md5 of the images and of the labels arrays (N×H×W×C uint8, N int64) of the exact copies: the
+# CIFAR-10 ones are published in ../shared/data's README; the MNIST ones were computed from the
+# byte-exact rebuild there (whose idx files match the published md5s) — torchvision's download
+# gives the same arrays. A cache that claims one of these names and differs is refused.
+KNOWN_MD5 = {
+    ("mnist", "train"): ("6510e85a72c3e9475c492d559d3770d2", "d849aedd957fadafb3445f388b0b1004"),
+    ("mnist", "test"): ("240610fa99e73bfa49df8e7fc24d3206", "c68af35e960ed5d39dce3477a31a5da0"),
+    ("cifar10", "train"): ("17e2cb5a4119d89a4a13e02b91701bff", "64a7290ac3c358816975e50453f50b5c"),
+    ("cifar10-sample", "train"): ("4e54456ff66eb84aa6dad699a3ccdde5",
+                                  "2cc28512ccee8c6e00beeb462596e831"),
+    ("cifar10-sample", "test"): ("3fe68351611e8adf42c48792f77b1fdb",
+                                 "2cf80705fb3dcd82893afe01f144e702"),
+}
+# Offline, CIFAR-10's test set exists only as its first 1,000 official images (exact): a full run
+# is scored on them and says so; with the internet the whole set is downloaded instead.
+PARTIAL_TEST = {"cifar10": "cifar10-sample"}
+PARTIAL_NOTE = "the first 1,000 of the 10,000 official test images"
 
 
-class DataUnavailable(RuntimeError):
+class DataUnavailable(DataError):
     """Raised when a real dataset is neither cached nor downloadable."""
+
+
+@dataclass(frozen=True)
+class DataIdentity:
+    """What data a run saw, without naming the machine it was on.
+
+    Attributes:
+        dataset: e.g. ``"cifar10"``.
+        split: ``"train"`` or ``"test"``.
+        size: number of images.
+        images_md5: md5 of the images as N×H×W×C uint8 bytes.
+        labels_md5: md5 of the labels as N int64 bytes.
+        note: what is partial or special about it (e.g. the first 1,000 official test images).
+    """
+
+    dataset: str
+    split: str
+    size: int
+    images_md5: str
+    labels_md5: str
+    note: str = ""
+
+    def describe(self) -> str:
+        """One line for a page: dataset, split, size, note and a short hash."""
+        note = f", {self.note}" if self.note else ""
+        return (f"{self.dataset} {self.split}: {self.size:,} images{note} "
+                f"(md5 {self.images_md5[:8]})")
 
 
 @dataclass
@@ -50,8 +97,10 @@ class ImageSet:
         classes: class names, indexed by label.
         name: dataset name, e.g. ``"mnist"``.
         split: ``"train"`` or ``"test"``.
-        source: where the data came from (a file path, ``torchvision``, ``synthetic``), with a
-            note when it is a sample or a FAST slice.
+        source: where the data came from (a cache file's name, ``torchvision``,
+            ``synthetic``) — never a folder of this machine — with a note when it is a sample
+            or a FAST slice.
+        note: what a record must say about the data (e.g. a partial official test set).
     """
 
     images: torch.Tensor
@@ -60,6 +109,7 @@ class ImageSet:
     name: str
     split: str
     source: str
+    note: str = ""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -76,8 +126,17 @@ class ImageSet:
 
     def subset(self, n: int) -> ImageSet:
         """The first ``n`` images (all of them when ``n`` is larger)."""
+        if n >= len(self):
+            return self
         return ImageSet(self.images[:n], self.labels[:n], self.classes, self.name, self.split,
-                        f"{self.source} (first {min(n, len(self))} of {len(self)})")
+                        f"{self.source} (first {n} of {len(self)})",
+                        f"first {n} of {len(self)}" + (f" of {self.note}" if self.note else ""))
+
+    def identity(self) -> DataIdentity:
+        """Dataset, split, size and content hash of exactly these images and labels."""
+        images = self.images.permute(0, 2, 3, 1).contiguous().numpy()
+        return DataIdentity(self.name, self.split, len(self), _md5(images),
+                            _md5(self.labels.numpy()), self.note)
 
 
 def is_fast() -> bool:
@@ -125,12 +184,17 @@ def load(name: str, split: str = "train", *, fast: bool | None = None,
     found = _read_cache(cache_path(name, split, root), name, split)
     if found is None:
         found = _from_torchvision(name, split, root)
+    if found is None and split == "test" and name in PARTIAL_TEST:
+        found = _read_cache(cache_path(PARTIAL_TEST[name], split, root), name, split)
+        if found is not None:
+            found.note = PARTIAL_NOTE
+            print(f"evakit.data: the full {name} test set is not here; scoring on {PARTIAL_NOTE}")
     if found is None and fast and name == "cifar10":
         found = _read_cache(cache_path("cifar10-sample", split, root), name, split)
         if found is not None:
             found.source += " [SAMPLE: full CIFAR-10 not found, FAST mode uses the real sample]"
             print(f"evakit.data: full CIFAR-10 not found under {root}; FAST mode uses the "
-                  f"real sample {cache_path('cifar10-sample', split, root)}")
+                  f"real sample {cache_path('cifar10-sample', split, root).name}")
     if found is None:
         raise DataUnavailable(
             f"{name} ({split}) is not in {cache_path(name, split, root)} and torchvision could "
@@ -139,17 +203,66 @@ def load(name: str, split: str = "train", *, fast: bool | None = None,
     return found.subset(FAST_SIZES[split]) if fast else found
 
 
+def _md5(array: np.ndarray) -> str:
+    return hashlib.md5(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+_VERIFIED: set[tuple[str, int, float]] = set()
+
+
 def _read_cache(path: Path, name: str, split: str) -> ImageSet | None:
+    """The cache file at ``path``, validated; None when there is no file.
+
+    Raises:
+        DataError: the file is not an npz of the expected arrays, its shapes or labels do not
+            fit the dataset, or its content differs from the known exact copy.
+    """
     if not path.is_file():
         return None
-    with np.load(path) as npz:
-        images, labels = npz["images"], npz["labels"]
-    if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
-        raise ValueError(f"{path} is not an evakit cache: expected uint8 images N×H×W×C and "
-                         f"as many labels, got {images.dtype} {images.shape} and {labels.shape}")
+    fix = "delete it so evakit can rebuild it, or replace it with a good copy"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = {"images", "labels"} - set(npz.files)
+            if missing:
+                raise DataError(f"{path} is not an evakit cache: it lacks the array(s) "
+                                f"{sorted(missing)} (expected 'images' and 'labels'): {fix}")
+            images, labels = npz["images"], npz["labels"]
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 — numpy raises many types for a damaged file
+        raise DataError(f"{path} is not a readable evakit cache ({type(e).__name__}): {fix}") \
+            from None
+    _validate(path, images, labels, name, fix)
+    _check_known_hash(path, images, labels, fix)
     return ImageSet(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
                     torch.from_numpy(labels.astype(np.int64)), CLASSES[name], name, split,
-                    str(path))
+                    f"cache {path.name}")
+
+
+def _validate(path: Path, images: np.ndarray, labels: np.ndarray, name: str, fix: str) -> None:
+    channels = len(STATS[name][0])
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != channels:
+        raise DataError(f"{path} is not an evakit cache of {name}: expected uint8 images "
+                        f"N×H×W×{channels}, got {images.dtype} {images.shape}: {fix}")
+    if labels.ndim != 1 or len(labels) != len(images) or labels.dtype.kind not in "iu":
+        raise DataError(f"{path} is not an evakit cache of {name}: expected {len(images)} "
+                        f"integer labels, got {labels.dtype} {labels.shape}: {fix}")
+    n_classes = len(CLASSES[name])
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise DataError(f"{path} has labels from {labels.min()} to {labels.max()}, but {name} "
+                        f"has classes 0–{n_classes - 1}: {fix}")
+
+
+def _check_known_hash(path: Path, images: np.ndarray, labels: np.ndarray, fix: str) -> None:
+    known = KNOWN_MD5.get(tuple(path.stem.rsplit("-", 1)))
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime)
+    if known is None or key in _VERIFIED:
+        return
+    if (_md5(images), _md5(labels)) != known:
+        raise DataError(f"{path} differs from the exact copy of {path.stem} (its md5 does not "
+                        f"match the known one): {fix}")
+    _VERIFIED.add(key)
 
 
 def _from_torchvision(name: str, split: str, root: Path) -> ImageSet | None:

@@ -1,8 +1,11 @@
 """Recorded runs: the evidence behind every number the book's prose quotes.
 
 A record is JSON at ``book/records/<recipe>.json`` (e.g. ``book/records/s01/rf-net.json``)
-holding the recipe and its config, the per-epoch history, the parameter count, the device, the
-library versions, the git commit, the command and the wall time.
+holding the recipe and its config, the per-epoch history, the parameter count, the device and
+precision, the data it saw (dataset, split, size, content hash — never a path), the library
+versions, the git commit, the command and the wall time, and what a page needs from the final
+model (its test predictions; a gallery's maps). :class:`Record` is that file, loaded and
+validated once; the pages, ``check`` and the CLI read its fields, never raw keys.
 """
 
 from __future__ import annotations
@@ -12,20 +15,139 @@ import os
 import platform
 import subprocess
 import sys
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
 from evakit import __version__
-from evakit.data import atomic_write
-from evakit.recipes import get
-from evakit.rf import Table
+from evakit.data import DataIdentity, atomic_write
+from evakit.errors import RecordError
+from evakit.table import Table
 from evakit.train import History
+
+FORMAT = 2
+
+
+@dataclass
+class Record:
+    """One recorded run (see the module docstring for what each part is for)."""
+
+    recipe: str
+    seed: int
+    seed_is_default: bool
+    session: str
+    summary: str
+    config: dict
+    config_differs: dict
+    epochs_planned: int
+    history: History
+    metrics: dict
+    params: int
+    device: str
+    device_name: str
+    precision: str
+    threads: int | None
+    data: dict[str, DataIdentity]
+    wall_seconds: float
+    resumed: bool
+    versions: dict
+    git_commit: str
+    git_dirty: bool
+    command: str
+    created: str
+    outputs: dict = field(default_factory=dict)
+    format: int = FORMAT
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+    @property
+    def shortened(self) -> bool:
+        return self.epochs_run < self.epochs_planned
+
+    @property
+    def final_test_acc(self) -> float:
+        return self.history.test_acc[-1]
+
+    def to_dict(self) -> dict:
+        """The JSON-ready form written to disk."""
+        d = asdict(self)
+        d["history"] = self.history.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "the record") -> Record:
+        """Validate and load a record's JSON (one sentence naming ``source`` if it is bad)."""
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            found = d.get("format", "none") if isinstance(d, dict) else type(d).__name__
+            raise RecordError(f"{source} is not an evakit record of format {FORMAT} (found "
+                              f"{found}): re-make it with `evakit train RECIPE --record`")
+        missing = [f.name for f in fields(cls) if f.name not in d and f.name != "outputs"]
+        if missing:
+            raise RecordError(f"{source} lacks {', '.join(missing)}: re-make it with "
+                              f"`evakit train {d.get('recipe', 'RECIPE')} --record`")
+        try:
+            values = {f.name: d[f.name] for f in fields(cls) if f.name in d}
+            values["history"] = History.from_dict(d["history"])
+            values["data"] = {split: DataIdentity(**ident) for split, ident in d["data"].items()}
+            record = cls(**values)
+        except (TypeError, KeyError, AttributeError) as e:
+            raise RecordError(f"{source} has a malformed field ({e}): re-make it with "
+                              f"`evakit train {d.get('recipe', 'RECIPE')} --record`") from None
+        if len(record.history) == 0:
+            raise RecordError(f"{source} has no epochs in its history")
+        return record
+
+    def provenance(self) -> str:
+        """One line saying where the record's numbers come from."""
+        short = " — SHORTENED RUN" if self.shortened else ""
+        resumed = ", resumed from a checkpoint" if self.resumed else ""
+        dirty = " (uncommitted changes)" if self.git_dirty else ""
+        return (f"{self.recipe}: {self.epochs_run} of {self.epochs_planned} epochs{short} on "
+                f"{self.device_name} ({self.device}, {self.precision}){resumed}, "
+                f"{self.wall_seconds:.0f} s, commit {self.git_commit[:10] or 'unknown'}{dirty}, "
+                f"torch {self.versions['torch']}, {self.created[:10]}")
+
+    def test_set(self) -> str:
+        """What the test accuracy was measured on, e.g. "cifar10 test: 1,000 images, …"."""
+        return self.data["test"].describe()
+
+    def results_markdown(self) -> str:
+        """A Results block: parameters, best train and test accuracy, the data tested on."""
+        h = self.history
+        best_train, train_acc = h.best("train_acc")
+        best_test, test_acc = h.best("test_acc")
+        return (f"**Results.** Parameters: {self.params:,}. Best train accuracy: "
+                f"{train_acc:.2f} % (epoch {best_train}). Best test accuracy: {test_acc:.2f} % "
+                f"(epoch {best_test}); last epoch {h.test_acc[-1]:.2f} %, on "
+                f"{self.test_set()}{standard_error_note(self)}. *{self.provenance()}.*")
+
+    def epochs_table(self) -> Table:
+        """The history, one row per epoch, captioned with the provenance."""
+        h = self.history
+        rows = [[i + 1, h.lr[i], round(h.train_loss[i], 4), round(h.train_acc[i], 2),
+                 round(h.test_loss[i], 4), round(h.test_acc[i], 2), round(h.seconds[i], 1)]
+                for i in range(len(h))]
+        return Table(["epoch", "lr", "train loss", "train acc %", "test loss", "test acc %",
+                      "s"], rows, self.provenance())
+
+
+def standard_error_note(record: Record) -> str:
+    """", ± x points (one standard error)" for a test set small enough for it to matter."""
+    n, p = record.data["test"].size, record.final_test_acc / 100
+    se = 100 * (p * (1 - p) / n) ** 0.5
+    return f" (± {se:.1f} points, one standard error)" if n < 5000 else ""
 
 
 def records_dir() -> Path:
-    """``$EVAKIT_RECORDS``, else ``book/records`` of the repository around the working dir."""
+    """Where records are read and written.
+
+    ``$EVAKIT_RECORDS`` if set, else ``book/records`` of the repository around the working
+    folder (in Colab the install cell clones the repository and works from inside it).
+    """
     env = os.environ.get("EVAKIT_RECORDS")
     if env:
         return Path(env)
@@ -67,93 +189,85 @@ def git_state() -> dict:
     if commit:
         return {"git_commit": commit,
                 "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
-    stated = os.environ.get("EVAKIT_GIT_COMMIT", "")
-    return {"git_commit": stated, "git_dirty": False,
-            "git_note": "copy without .git; commit stated by EVAKIT_GIT_COMMIT" if stated else
-                        "no git repository"}
+    return {"git_commit": os.environ.get("EVAKIT_GIT_COMMIT", ""), "git_dirty": False}
 
 
-def make(run, command: str | None = None, git: dict | None = None) -> dict:
-    """A record (a JSON-ready dict) from a :class:`evakit.recipes.Run`.
+def require_clean(git: dict) -> None:
+    """Refuse to record from a tree whose tracked files differ from its commit."""
+    if git["git_dirty"]:
+        raise RecordError("--record needs a clean tree: tracked files differ from commit "
+                          f"{git['git_commit'][:10]}, so the record would pin no code; commit "
+                          "(or stash) the changes and run again")
+    if not git["git_commit"]:
+        raise RecordError("--record needs to know the code's commit: run inside the git "
+                          "repository, or set EVAKIT_GIT_COMMIT for a copy without .git")
+
+
+def make(run, command: str | None = None, git: dict | None = None,
+         outputs: dict | None = None) -> Record:
+    """A record from a finished :class:`evakit.runner.Run`.
 
     Args:
         run: the finished run.
         command: the command line that produced it (default: this process's).
         git: :func:`git_state` taken when the run started (default: taken now).
+        outputs: what a page needs from the final model (see :mod:`evakit.outputs`).
     """
     import torchvision
 
-    if run.limit is not None:
-        raise ValueError(f"{run.recipe.name} was trained on its first {run.limit} images only; "
-                         "a record needs the full training set")
-    recipe = run.recipe
-    planned = get(recipe.name).epochs
-    return {
-        "recipe": recipe.name,
-        "seed": recipe.seed,
-        "seed_is_default": recipe.seed == get(recipe.name).seed,
-        "session": recipe.session,
-        "summary": recipe.summary,
-        "config": recipe.config(),
-        "epochs_run": len(run.history),
-        "epochs_planned": planned,
-        "shortened": len(run.history) < planned,
-        "history": run.history.to_dict(),
-        "metrics": run.metrics,
-        "params": run.params,
-        "device": run.device,
-        "device_name": _device_name(run.device),
-        "data": run.data_sources,
-        "fast": run.fast,
-        "wall_seconds": round(run.wall_seconds, 1),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "torchvision": torchvision.__version__, "evakit": __version__},
+    if run.limit is not None or run.fast:
+        raise RecordError(f"{run.recipe.name} was a FAST or smoke run (limit {run.limit}); a "
+                          "record needs the full training set: unset EVAKIT_FAST")
+    if run.base is None:
+        raise RecordError(f"{run.recipe.name} is not a registered recipe: add it to "
+                          "evakit.recipes before recording it")
+    recipe, base = run.recipe, run.base
+    differs = {k: v for k, v in recipe.differences(base).items() if k not in ("seed", "epochs")}
+    return Record(
+        recipe=recipe.name, seed=recipe.seed, seed_is_default=recipe.seed == base.seed,
+        session=recipe.session, summary=recipe.summary, config=recipe.config(),
+        config_differs=differs, epochs_planned=base.epochs, history=run.history,
+        metrics=run.metrics, params=run.params, device=run.device,
+        device_name=_device_name(run.device), precision=run.precision,
+        threads=torch.get_num_threads(), data=run.data,
+        wall_seconds=round(run.wall_seconds, 1), resumed=run.resumed_from > 0,
+        versions={"python": platform.python_version(), "torch": torch.__version__,
+                  "torchvision": torchvision.__version__, "evakit": __version__},
         **(git or git_state()),
-        "command": command or " ".join(["evakit", *sys.argv[1:]]),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+        command=command or " ".join(["evakit", *sys.argv[1:]]),
+        created=datetime.now(UTC).isoformat(timespec="seconds"), outputs=outputs or {})
 
 
-def save(record: dict, directory: Path | None = None) -> Path:
+def save(record: Record, directory: Path | None = None) -> Path:
     """Write a record atomically; returns its path."""
-    seed = None if record.get("seed_is_default", True) else record["seed"]
-    text = json.dumps(record, indent=1) + "\n"
-    path = path_for(record["recipe"], directory, seed)
+    seed = None if record.seed_is_default else record.seed
+    text = json.dumps(record.to_dict(), indent=1) + "\n"
+    path = path_for(record.recipe, directory, seed)
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def load(recipe: str, directory: Path | None = None, seed: int | None = None) -> dict:
+def read(path: str | Path) -> Record:
+    """The record in the file at ``path``, validated."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecordError(f"no record file at {path}: give a recipe name or the path of a "
+                          "record's .json")
+    try:
+        d = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RecordError(f"{path} is not valid JSON ({e.__class__.__name__} at "
+                          f"{getattr(e, 'lineno', '?')}:{getattr(e, 'colno', '?')}): it may be "
+                          "truncated; re-make it with `evakit train RECIPE --record`") from None
+    return Record.from_dict(d, str(path))
+
+
+def load(recipe: str, directory: Path | None = None, seed: int | None = None) -> Record:
     """The record of ``recipe`` (of its run on ``seed``, when that is not the recipe's own)."""
     path = path_for(recipe, directory, seed)
     if not path.is_file():
-        raise FileNotFoundError(f"no record for {recipe!r} at {path}: run "
-                                f"`evakit train {recipe} --record` to make one")
-    return json.loads(path.read_text())
-
-
-def history(record: dict) -> History:
-    """A record's per-epoch history."""
-    return History.from_dict(record["history"])
-
-
-def provenance(record: dict) -> str:
-    """One line saying where a record's numbers come from."""
-    short = " — SHORTENED RUN" if record["shortened"] else ""
-    return (f"{record['recipe']}: {record['epochs_run']} of {record['epochs_planned']} epochs"
-            f"{short} on {record['device_name']} ({record['device']}), "
-            f"{record['wall_seconds']:.0f} s, commit {record['git_commit'][:10] or 'unknown'}"
-            f"{' (uncommitted changes)' if record['git_dirty'] else ''}, "
-            f"torch {record['versions']['torch']}, {record['created'][:10]}")
-
-
-def epochs_table(record: dict) -> Table:
-    """A record's history, one row per epoch, captioned with its provenance."""
-    h = record["history"]
-    rows = [[i + 1, h["lr"][i], round(h["train_loss"][i], 4), round(h["train_acc"][i], 2),
-             round(h["test_loss"][i], 4), round(h["test_acc"][i], 2), round(h["seconds"][i], 1)]
-            for i in range(len(h["test_acc"]))]
-    return Table(["epoch", "lr", "train loss", "train acc %", "test loss", "test acc %", "s"],
-                 rows, provenance(record))
+        raise RecordError(f"no record for {recipe!r} in {path.parent}: run "
+                          f"`evakit train {recipe} --record` to make one")
+    return read(path)
 
 
 def overview(recipes: list[str], directory: Path | None = None) -> Table:
@@ -161,32 +275,50 @@ def overview(recipes: list[str], directory: Path | None = None) -> Table:
     rows = []
     for name in recipes:
         r = load(name, directory)
-        best_epoch, best = history(r).best()
-        rows.append([name, f"{r['params']:,}", f"{r['epochs_run']}/{r['epochs_planned']}",
-                     f"{best:.2f} (ep {best_epoch})", f"{r['history']['test_acc'][-1]:.2f}",
-                     r["device_name"], f"{r['wall_seconds']:.0f}"])
+        best_epoch, best = r.history.best()
+        rows.append([name, f"{r.params:,}", f"{r.epochs_run}/{r.epochs_planned}",
+                     f"{best:.2f} (ep {best_epoch})", f"{r.final_test_acc:.2f}",
+                     r.device_name, f"{r.wall_seconds:.0f}"])
     return Table(["recipe", "params", "epochs", "best test acc %", "final test acc %", "device",
                   "wall s"], rows, "Recorded full runs (book/records)")
-
-
-def results_markdown(record: dict) -> str:
-    """A Results block generated from a record: parameters, best train and test accuracy."""
-    h = record["history"]
-    best_train = max(range(len(h["train_acc"])), key=h["train_acc"].__getitem__)
-    best_test = max(range(len(h["test_acc"])), key=h["test_acc"].__getitem__)
-    return (f"**Results.** Parameters: {record['params']:,}. Best train accuracy: "
-            f"{h['train_acc'][best_train]:.2f} % (epoch {best_train + 1}). Best test accuracy: "
-            f"{h['test_acc'][best_test]:.2f} % (epoch {best_test + 1}); last epoch "
-            f"{h['test_acc'][-1]:.2f} %. *{provenance(record)}.*")
 
 
 def results_or_missing(recipe: str, directory: Path | None = None) -> str:
     """The recipe's Results block when it has a record, else a plain statement that it has none
     and the one command that makes it (a page never shows a number no run produced)."""
-    try:
-        return results_markdown(load(recipe, directory))
-    except FileNotFoundError:
+    if not path_for(recipe, directory).is_file():
         return (f"**Results.** No recorded full run of `{recipe}` is in `book/records/` yet, so "
-                f"this page quotes no result for it. `evakit train {recipe} --record` (on a GPU "
-                "for the CIFAR-10 networks; Colab works) makes the record this block is "
-                "generated from.")
+                f"this page quotes no result for it. `evakit train {recipe} --record` makes the "
+                "record this block is generated from.")
+    return load(recipe, directory).results_markdown()
+
+
+def range_path(recipe: str, directory: Path | None = None) -> Path:
+    """Where the recorded LR range test of ``recipe`` lives."""
+    return (directory or records_dir()) / f"{recipe}-lr-range.json"
+
+
+def save_range(found, git: dict | None = None, directory: Path | None = None) -> Path:
+    """Write an :class:`evakit.runner.LRFound` as a record beside the recipe's, atomically."""
+    d = {"recipe": found.recipe, "lrs": found.result.lrs, "losses": found.result.losses,
+         "steepest_lr": found.result.suggested_lr, "minimum_lr": found.result.minimum_lr,
+         "batch_size": found.batch_size, "device": found.device,
+         "device_name": _device_name(found.device), "precision": found.precision,
+         "threads": torch.get_num_threads(), "data": asdict(found.data), **(git or git_state()),
+         "command": " ".join(["evakit", *sys.argv[1:]]),
+         "created": datetime.now(UTC).isoformat(timespec="seconds"), "format": FORMAT}
+    text = json.dumps(d, indent=1) + "\n"
+    return atomic_write(range_path(found.recipe, directory), lambda tmp: tmp.write_text(text))
+
+
+def load_range(recipe: str, directory: Path | None = None) -> dict:
+    """The recorded LR range test of ``recipe`` (lrs, losses, steepest and minimum LR, …)."""
+    path = range_path(recipe, directory)
+    if not path.is_file():
+        raise RecordError(f"no LR range test of {recipe!r} in {path.parent}: run "
+                          f"`evakit lr-find {recipe} --record` to make one")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}): re-make it "
+                          f"with `evakit lr-find {recipe} --record`") from None

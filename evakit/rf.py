@@ -17,7 +17,6 @@ leaf module, with the RF of its output; forward hooks read those from the tensor
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+
+from evakit.table import Table
 
 Pair = tuple[float, float]
 _ATTR = "_evakit_rf"
@@ -47,46 +48,6 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
         raise ValueError(f"a kernel spanning {span} pixels does not fit in {size} pixels "
                          f"with padding {padding}")
     return (size + 2 * padding - span) // stride + 1
-
-
-@dataclass
-class Table:
-    """Rows of values with headers; prints as text and shows as HTML in a notebook."""
-
-    headers: list[str]
-    rows: list[list]
-    caption: str = ""
-
-    def column(self, header: str) -> list:
-        """The values of one column."""
-        i = self.headers.index(header)
-        return [row[i] for row in self.rows]
-
-    def __str__(self) -> str:
-        cells = [self.headers] + [[_fmt(v) for v in row] for row in self.rows]
-        widths = [max(len(r[i]) for r in cells) for i in range(len(self.headers))]
-        lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(([self.caption] if self.caption else []) + lines)
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row)
-                       + "</tr>" for row in self.rows)
-        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        return (f'<table class="evakit-table">{caption}<thead><tr>{head}</tr></thead>'
-                f"<tbody>{body}</tbody></table>")
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, tuple):
-        return "×".join(_fmt(x) for x in v)
-    return "" if v is None else str(v)
 
 
 @dataclass
@@ -192,15 +153,27 @@ def summary(model: nn.Module, input_size: Sequence[int], *, device: str | None =
     receptive field, and the parameters owned by that layer; the last row holds the totals
     (each shared parameter counted once, as torchinfo does).
     """
+    rows, _ = _trace(model, input_size, device)
+    total = sum(p.numel() for p in model.parameters())
+    rows.append(["total", "", None, None, None, None, None, None, None, total])
+    return Table(["layer", "type", "kernel", "stride", "padding", "dilation", "output", "jump",
+                  "RF", "params"], rows, f"{type(model).__name__}: {total:,} parameters")
+
+
+def _trace(model: nn.Module, input_size: Sequence[int],
+           device: str | None = None) -> tuple[list[list], dict[str, object]]:
+    """One forward pass: a row per leaf module, and the RF of each leaf module's input."""
     if len(input_size) != 3 or not all(isinstance(v, int) and v > 0 for v in input_size):
         raise ValueError(f"input_size must be (channels, height, width) as positive integers, "
                          f"got {tuple(input_size)!r}")
     first = next(model.parameters(), None)
     device = device or (first.device if first is not None else "cpu")
     rows: list[list] = [["input", "", None, None, None, None, tuple(input_size), 1, 1, 0]]
+    input_rf: dict[str, object] = {}
     names = {m: n for n, m in model.named_modules()}
-    hooks = [m.register_forward_hook(_row_hook(rows, names[m]))
-             for m in model.modules() if not list(m.children())]
+    leaves = [m for m in model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(_row_hook(rows, names[m])) for m in leaves]
+    hooks += [m.register_forward_pre_hook(_input_hook(input_rf, names[m])) for m in leaves]
     x = torch.zeros(1, *input_size, device=device)
     setattr(x, _ATTR, Info((1, 1), (1, 1)))
     was_training = model.training
@@ -212,10 +185,20 @@ def summary(model: nn.Module, input_size: Sequence[int], *, device: str | None =
         for h in hooks:
             h.remove()
         model.train(was_training)
-    total = sum(p.numel() for p in model.parameters())
-    rows.append(["total", "", None, None, None, None, None, None, None, total])
-    return Table(["layer", "type", "kernel", "stride", "padding", "dilation", "output", "jump",
-                  "RF", "params"], rows, f"{type(model).__name__}: {total:,} parameters")
+    return rows, input_rf
+
+
+def _rf_of(tensor) -> object:
+    info = getattr(tensor, _ATTR, None) if tensor is not None else None
+    if info is None:
+        return None
+    return _int(info.rf[0] if info.rf[0] == info.rf[1] else info.rf)
+
+
+def _input_hook(input_rf: dict[str, object], name: str):
+    def hook(_module: nn.Module, inputs):
+        input_rf.setdefault(name, _rf_of(next(_tensors(inputs), None)))
+    return hook
 
 
 def _row_hook(rows: list[list], name: str):
@@ -246,3 +229,22 @@ def receptive_field(model: nn.Module, input_size: Sequence[int]) -> int | tuple:
     """The receptive field of the model's last layer that has one (an int when square)."""
     rf = [r for r in summary(model, input_size).column("RF") if r is not None]
     return rf[-1]
+
+
+def receptive_field_before_pool(model: nn.Module,
+                                input_size: Sequence[int]) -> tuple[str, object]:
+    """The receptive field of what enters the first global pooling, and that pool's name.
+
+    Global pooling (a pool whose output is 1×1) lets the next layer "see" the whole image
+    whatever came before, so a constraint on what the network sees is judged on the pool's
+    input. Without a global pool: the last layer that has a receptive field, and its output's.
+
+    Returns:
+        (layer name, RF) — the RF an int when square, else (height, width).
+    """
+    rows, input_rf = _trace(model, input_size)
+    for name, kind, *_, shape, _jump, _rf, _params in rows[1:]:
+        if "Pool" in kind and shape is not None and tuple(shape[1:]) == (1, 1):
+            return name, input_rf[name]
+    last = [row for row in rows if row[8] is not None][-1]
+    return last[0], last[8]

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evakit.data import atomic_write, is_fast
+from evakit.errors import ArgumentError, CheckpointError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CorrectFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -83,46 +84,149 @@ def top1(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return out.argmax(1) == y
 
 
-def _forward(model: nn.Module, x, device: torch.device) -> torch.Tensor:
+PRECISIONS = ("fp32", "bf16")
+
+
+def bf16_supported(device: torch.device | str) -> bool:
+    """Whether ``device`` computes in bfloat16 natively (CUDA, or a CPU with AVX-512 BF16/AMX)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def default_precision(device: torch.device | str) -> str:
+    """The fastest correct precision on ``device``: bf16 where it is native, else fp32."""
+    return "bf16" if bf16_supported(device) else "fp32"
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a training step computes: ``"fp32"``, or ``"bf16"`` autocast with channels-last.
+
+    bfloat16 keeps float32's 8-bit exponent (its range) and drops mantissa bits (precision), so
+    gradients do not underflow and — unlike float16 — no loss scaling is needed. Weights and
+    optimizer state stay in float32; autocast runs convolutions and matrix products in bf16.
+    """
+
+    name: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.name not in PRECISIONS:
+            raise ArgumentError(f"precision must be one of {PRECISIONS}, got {self.name!r}")
+
+    @property
+    def bf16(self) -> bool:
+        return self.name == "bf16"
+
+    def autocast(self, device: torch.device):
+        """The autocast context of one forward pass (a no-op in fp32)."""
+        return torch.autocast(device.type, torch.bfloat16, enabled=self.bf16)
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Channels-last weights for a convolutional model in bf16 (the layout oneDNN and
+        cuDNN run fastest); other models unchanged."""
+        if self.bf16 and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def inputs(self, x):
+        """A batch input in the layout the model was prepared for."""
+        if self.bf16 and isinstance(x, torch.Tensor) and x.ndim == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+FP32 = Precision("fp32")
+
+
+def _forward(model: nn.Module, x, device: torch.device,
+             precision: Precision = FP32) -> torch.Tensor:
     # A batch input is one tensor, or a tuple of tensors for models with several inputs.
-    if isinstance(x, tuple | list):
-        return model(*(t.to(device) for t in x))
-    return model(x.to(device))
+    with precision.autocast(device):
+        if isinstance(x, tuple | list):
+            return model(*(precision.inputs(t.to(device)) for t in x))
+        return model(precision.inputs(x.to(device)))
+
+
+def train_step(model: nn.Module, x, y: torch.Tensor, optimizer: torch.optim.Optimizer,
+               loss_fn: LossFn = F.cross_entropy,
+               precision: Precision = FP32) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on one batch: forward, loss, backward, step.
+
+    Returns:
+        The loss (a scalar tensor) and the model's output, both detached.
+    """
+    device = _device_of(model)
+    y = y.to(device)
+    optimizer.zero_grad(set_to_none=True)
+    out = _forward(model, x, device, precision)
+    loss = loss_fn(out.float() if isinstance(out, torch.Tensor) else out, y)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), out.detach() if isinstance(out, torch.Tensor) else out
+
+
+class _Tally:
+    """Running mean loss and accuracy over batches, weighted by the examples each scores."""
+
+    def __init__(self) -> None:
+        self.loss, self.correct, self.seen = 0.0, 0, 0
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor) -> None:
+        n = correct.numel()
+        self.loss += loss.item() * n
+        self.correct += int(correct.sum().item())
+        self.seen += n
+
+    def result(self) -> tuple[float, float]:
+        if self.seen == 0:
+            raise ValueError("no batches: the loader yielded nothing to train or evaluate on")
+        return self.loss / self.seen, 100.0 * self.correct / self.seen
 
 
 def evaluate(model: nn.Module, loader: Iterable, loss_fn: LossFn = F.cross_entropy,
-             device: torch.device | str | None = None,
-             correct_fn: CorrectFn = top1) -> tuple[float, float]:
-    """Mean loss and accuracy (in %) of ``model`` over ``loader``, without gradients."""
+             device: torch.device | str | None = None, correct_fn: CorrectFn = top1,
+             precision: Precision = FP32) -> tuple[float, float]:
+    """Mean loss and accuracy (in %) of ``model`` over ``loader``, without gradients.
+
+    Each batch counts by the number of scored examples ``correct_fn`` returns (images for a
+    classifier, tokens for a language model)."""
     device = torch.device(device) if device is not None else _device_of(model)
     model.eval()
-    total_loss, correct, seen = 0.0, 0, 0
+    tally = _Tally()
     with torch.no_grad():
         for x, y in loader:
             y = y.to(device)
-            out = _forward(model, x, device)
-            total_loss += loss_fn(out, y).item() * len(y)
-            correct += correct_fn(out, y).sum().item()
-            seen += len(y)
-    return total_loss / seen, 100.0 * correct / seen
+            out = _forward(model, x, device, precision)
+            out = out.float() if isinstance(out, torch.Tensor) else out
+            tally.add(loss_fn(out, y), correct_fn(out, y))
+    return tally.result()
 
 
-def predict(model: nn.Module, loader: Iterable) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted and true labels for every batch of ``loader`` (on the CPU)."""
+def predict(model: nn.Module, loader: Iterable,
+            precision: Precision = FP32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities and true labels for every batch of ``loader`` (on the CPU)."""
     device = _device_of(model)
     model.eval()
-    preds, labels = [], []
+    probs, labels = [], []
     with torch.no_grad():
         for x, y in loader:
-            preds.append(_forward(model, x, device).argmax(1).cpu())
+            probs.append(_forward(model, x, device, precision).float().softmax(1).cpu())
             labels.append(y.cpu())
-    return torch.cat(preds), torch.cat(labels)
+    return torch.cat(probs), torch.cat(labels)
 
 
 def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
         optimizer: torch.optim.Optimizer, scheduler=None, *, loss_fn: LossFn = F.cross_entropy,
         checkpoint: str | Path | None = None, resume: bool = False,
-        correct_fn: CorrectFn = top1, progress: bool | None = None, verbose: bool = True,
+        correct_fn: CorrectFn = top1, precision: Precision = FP32,
+        identity: dict | None = None, progress: bool | None = None, verbose: bool = True,
         stop_after: int | None = None) -> History:
     """Train ``model`` for ``epochs`` and evaluate it on ``test`` after each.
 
@@ -135,8 +239,11 @@ def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
         scheduler: optional LR scheduler (see the module docstring for when it steps).
         loss_fn: ``loss_fn(logits, targets)``; cross-entropy by default.
         correct_fn: which outputs count as correct for the accuracy; top-1 by default.
+        precision: fp32, or bf16 autocast with channels-last (see :class:`Precision`).
         checkpoint: file to save after every epoch (atomically).
         resume: continue from ``checkpoint`` if it exists.
+        identity: what the run is (recipe name, config); written into the checkpoint, and a
+            checkpoint with another identity is refused on resume.
         progress: a tqdm bar per epoch (True) or one line per epoch (False); by default bars in
             a terminal or an interactive notebook, lines in CI and FAST runs.
         verbose: print one summary line per epoch.
@@ -146,21 +253,33 @@ def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
         The run's :class:`History`.
     """
     if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        raise ArgumentError(f"epochs must be a positive integer, got {epochs!r}")
     if resume and checkpoint is None:
-        raise ValueError("resume=True needs checkpoint= to name the file to resume from")
+        raise ArgumentError("resume=True needs checkpoint= to name the file to resume from")
     device = _device_of(model)
+    precision.prepare(model)
+    identity = {**(identity or {}), "params": sum(p.numel() for p in model.parameters())}
     history, start = History(), 0
     if resume and Path(checkpoint).is_file():
-        history, start = load_checkpoint(checkpoint, model, optimizer, scheduler, train)
+        history, start = load_checkpoint(checkpoint, model, optimizer, scheduler, train,
+                                         identity=identity)
     bars = _want_bars() if progress is None else progress
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = _train_epoch(model, train, optimizer, scheduler, loss_fn,
-                                             correct_fn, device,
-                                             f"epoch {epoch + 1}/{epochs}" if bars else None)
-        test_loss, test_acc = evaluate(model, test, loss_fn, device, correct_fn)
+        tally = _Tally()
+        batches = train
+        if bars:
+            from tqdm.auto import tqdm
+            batches = tqdm(train, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
+        model.train()
+        for x, y in batches:
+            loss, out = train_step(model, x, y, optimizer, loss_fn, precision)
+            if isinstance(scheduler, PER_BATCH_SCHEDULERS):
+                scheduler.step()
+            tally.add(loss, correct_fn(out.float(), y.to(device)))
+        train_loss, train_acc = tally.result()
+        test_loss, test_acc = evaluate(model, test, loss_fn, device, correct_fn, precision)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(test_loss)
         elif scheduler is not None and not isinstance(scheduler, PER_BATCH_SCHEDULERS):
@@ -172,32 +291,10 @@ def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
                   f"acc {train_acc:6.2f}%  test loss {test_loss:.4f} acc {test_acc:6.2f}%  "
                   f"({history.seconds[-1]:.1f}s)", flush=True)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, scheduler, train, history)
+            save_checkpoint(checkpoint, model, optimizer, scheduler, train, history, identity)
         if stop_after is not None and epoch + 1 >= stop_after:
             break
     return history
-
-
-def _train_epoch(model, loader, optimizer, scheduler, loss_fn, correct_fn, device, bar_title):
-    model.train()
-    total_loss, correct, seen = 0.0, 0, 0
-    batches = loader
-    if bar_title is not None:
-        from tqdm.auto import tqdm
-        batches = tqdm(loader, desc=bar_title, leave=False)
-    for x, y in batches:
-        y = y.to(device)
-        optimizer.zero_grad(set_to_none=True)
-        out = _forward(model, x, device)
-        loss = loss_fn(out, y)
-        loss.backward()
-        optimizer.step()
-        if isinstance(scheduler, PER_BATCH_SCHEDULERS):
-            scheduler.step()
-        total_loss += loss.item() * len(y)
-        correct += correct_fn(out, y).sum().item()
-        seen += len(y)
-    return total_loss / seen, 100.0 * correct / seen
 
 
 def _want_bars() -> bool:
@@ -235,21 +332,60 @@ def _as_tuples(x):
     return tuple(_as_tuples(v) for v in x) if isinstance(x, list | tuple) else x
 
 
+CHECKPOINT_FORMAT = 2
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler, train_loader, history: History) -> None:
-    """Save everything a resumed run needs, atomically (temp file, then ``os.replace``)."""
-    path = Path(path)
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    scheduler, train_loader, history: History,
+                    identity: dict | None = None) -> None:
+    """Save everything a resumed run needs, atomically (temp file, then ``os.replace``).
+
+    ``identity`` (recipe name, config, parameter count) is stored beside a format version, so
+    a resume can refuse a checkpoint of another run.
+    """
+    state = {"format": CHECKPOINT_FORMAT, "identity": identity or {},
+             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict() if scheduler is not None else None,
              "loader": train_loader.state_dict() if hasattr(train_loader, "state_dict") else None,
              "rng": _rng_state(), "history": history.to_dict(), "epoch": len(history)}
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint's contents, or one sentence saying why the file is not one."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 — torch raises many types for a damaged file
+        raise CheckpointError(f"{path} is not a readable evakit checkpoint ({_first_line(e)}): "
+                              "it may be truncated or not a checkpoint; delete it to start "
+                              "afresh, or give --checkpoint another file") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format", "none") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path} is not an evakit checkpoint of format "
+                              f"{CHECKPOINT_FORMAT} (found format {found}): delete it to start "
+                              "afresh, or give --checkpoint another file")
+    return state
+
+
 def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler=None, train_loader=None) -> tuple[History, int]:
-    """Restore a checkpoint into the given objects; returns (history, epochs done)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+                    scheduler=None, train_loader=None,
+                    identity: dict | None = None) -> tuple[History, int]:
+    """Restore a checkpoint into the given objects; returns (history, epochs done).
+
+    Raises:
+        CheckpointError: the file is unreadable, or its identity (recipe, config, parameter
+            count) differs from ``identity``.
+    """
+    state = read_checkpoint(path)
+    if identity is not None:
+        differs = sorted(k for k in identity if state["identity"].get(k) != identity[k])
+        if differs:
+            key = differs[0]
+            raise CheckpointError(
+                f"{path} was written by another run ({key} {state['identity'].get(key)!r}, "
+                f"this run has {identity[key]!r}): resume with the checkpoint of this recipe "
+                "and config, or give --checkpoint a new file")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
@@ -260,19 +396,35 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     return History.from_dict(state["history"]), int(state["epoch"])
 
 
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+
+
 @dataclass
 class LRRangeResult:
-    """The LR range test's sweep: learning rates, smoothed losses, and the suggested max LR."""
+    """The LR range test's sweep: learning rates, smoothed losses, and the suggested max LR.
+
+    Attributes:
+        lrs: the learning rate of each batch.
+        losses: the smoothed loss after each batch.
+        suggested_lr: where the loss falls fastest (steepest negative slope against log LR).
+    """
 
     lrs: list[float]
     losses: list[float]
     suggested_lr: float
 
+    @property
+    def minimum_lr(self) -> float:
+        """The learning rate at the lowest smoothed loss (beyond it the loss turns up)."""
+        return self.lrs[int(np.argmin(self.losses))]
+
 
 def lr_range_test(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, *,
                   start_lr: float = 1e-7, end_lr: float = 10.0, num_iter: int = 100,
                   smoothing: float = 0.05, diverge: float = 5.0,
-                  loss_fn: LossFn = F.cross_entropy) -> LRRangeResult:
+                  loss_fn: LossFn = F.cross_entropy,
+                  precision: Precision = FP32) -> LRRangeResult:
     """Leslie Smith's LR range test with an exponential sweep.
 
     The learning rate grows geometrically from ``start_lr`` to ``end_lr`` over ``num_iter``
@@ -284,10 +436,10 @@ def lr_range_test(model: nn.Module, loader: Iterable, optimizer: torch.optim.Opt
         An :class:`LRRangeResult`.
     """
     if not 0 < start_lr < end_lr:
-        raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr!r} and {end_lr!r}")
+        raise ArgumentError(f"need 0 < start_lr < end_lr, got {start_lr!r} and {end_lr!r}")
     saved_model = {k: v.clone() for k, v in model.state_dict().items()}
     saved_opt = optimizer.state_dict()
-    device = _device_of(model)
+    precision.prepare(model)
     gamma = (end_lr / start_lr) ** (1 / max(num_iter - 1, 1))
     lrs, losses, avg, best = [], [], 0.0, math.inf
     model.train()
@@ -297,11 +449,7 @@ def lr_range_test(model: nn.Module, loader: Iterable, optimizer: torch.optim.Opt
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = next(batches)
-        x, y = x.to(device), y.to(device)
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
+        loss, _ = train_step(model, x, y, optimizer, loss_fn, precision)
         avg = smoothing * loss.item() + (1 - smoothing) * avg
         smooth = avg / (1 - (1 - smoothing) ** (i + 1))
         lrs.append(lr)

@@ -1,0 +1,75 @@
+"""What a page needs from a trained model, kept in its record so the page never retrains it.
+
+A gallery of misclassified images or a GradCAM figure must come from the recorded model, not
+from a smoke run. The model itself may be too large for the repository, so the record keeps
+the evidence: every test image's predicted class and confidence, and GradCAM maps of the first
+misclassified ones at the layer the page explains.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from evakit import data, train
+
+# The layer whose GradCAM each CIFAR recipe's page shows: the last one whose map is at least
+# 5×5 for a 32×32 image (8×8 here), so a map cell covers a sixteenth of the image, not a quarter.
+GRADCAM_LAYERS = {"s06/cifar-net": "c2", "s07/resnet18": "stages.2", "s07/resnet34": "stages.2",
+                  "s08/custom-resnet": "layer2"}
+GALLERY = 10
+
+
+def predictions(model: nn.Module, test_batches, precision: train.Precision) -> dict:
+    """Every test image's predicted class and confidence (in thousandths), in test order.
+
+    Classes are kept as one string of digits (10 classes), confidences as integers: compact
+    enough for a record of 10,000 test images.
+    """
+    probs, _ = train.predict(model, test_batches, precision)
+    confidence, pred = probs.max(1)
+    return {"pred": "".join(str(int(p)) for p in pred),
+            "confidence_permille": [int(c) for c in (confidence * 1000).round()]}
+
+
+def misclassified(outputs: dict, labels: torch.Tensor, n: int = GALLERY) -> list[int]:
+    """Indices of the first ``n`` test images the recorded model got wrong."""
+    pred = outputs["pred"]
+    return [i for i in range(len(pred)) if int(pred[i]) != int(labels[i])][:n]
+
+
+def normalized(images: data.ImageSet, indices: list[int]) -> torch.Tensor:
+    """Those test images as the model saw them: floats, normalized by the set's statistics."""
+    x = images.images[indices].float() / 255
+    mean = torch.tensor(images.mean).view(1, -1, 1, 1)
+    std = torch.tensor(images.std).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def gradcam_maps(model: nn.Module, layer_name: str, inputs: torch.Tensor,
+                 targets: list[int] | None = None) -> torch.Tensor:
+    """GradCAM maps (the ``grad-cam`` package) of ``inputs`` at the named layer, N×H×W in [0, 1],
+    for the predicted class (or ``targets``)."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    layer = dict(model.named_modules())[layer_name]
+    model = model.float().eval()
+    wanted = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
+    with GradCAM(model=model, target_layers=[layer]) as cam:
+        return torch.from_numpy(cam(input_tensor=inputs.contiguous(), targets=wanted))
+
+
+def collect(run, test_set: data.ImageSet) -> dict:
+    """The evidence a record keeps from a finished :class:`evakit.runner.Run`."""
+    precision = train.Precision(run.precision)
+    outputs = {"test_predictions": predictions(run.model, run.test_batches, precision)}
+    layer = GRADCAM_LAYERS.get(run.recipe.name)
+    if layer is not None:
+        wrong = misclassified(outputs["test_predictions"], test_set.labels)
+        device = next(run.model.parameters()).device
+        maps = gradcam_maps(run.model, layer, normalized(test_set, wrong).to(device))
+        outputs["gradcam"] = {"layer": layer, "indices": wrong,
+                              "maps": [[round(float(v), 3) for v in m.flatten()] for m in maps],
+                              "size": list(maps.shape[1:])}
+    return outputs
