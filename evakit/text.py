@@ -21,6 +21,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from evakit.data import DataUnavailable, _writable, atomic_write, data_root
+from evakit.errors import ArgumentError, DataError
 
 SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
                    "tinyshakespeare/input.txt")
@@ -54,13 +55,13 @@ def download(url: str, sha256: str, *, timeout: float = 60.0) -> bytes:
 
     Raises:
         OSError: the URL could not be read (offline, not found).
-        ValueError: the bytes do not have the expected hash.
+        DataError: the bytes do not have the expected hash.
     """
     with urllib.request.urlopen(url, timeout=timeout) as response:
         data = response.read()
     got = sha256_hex(data)
     if got != sha256:
-        raise ValueError(f"{url} has sha256 {got}, expected {sha256}: the file there is not "
+        raise DataError(f"{url} has sha256 {got}, expected {sha256}: the file there is not "
                          f"the one evakit knows, so it was not used")
     return data
 
@@ -76,7 +77,7 @@ def tiny_shakespeare(root: str | Path | None = None, *, url: str = SHAKESPEARE_U
         The whole text.
 
     Raises:
-        ValueError: the file under ``root`` or the downloaded one has the wrong hash.
+        DataError: the file under ``root`` or the downloaded one has the wrong hash.
         DataUnavailable: it is not under ``root`` and could not be downloaded.
     """
     path = shakespeare_path(root)
@@ -84,7 +85,7 @@ def tiny_shakespeare(root: str | Path | None = None, *, url: str = SHAKESPEARE_U
         data = path.read_bytes()
         got = sha256_hex(data)
         if got != SHAKESPEARE_SHA256:
-            raise ValueError(f"{path} has sha256 {got}, expected {SHAKESPEARE_SHA256}: delete "
+            raise DataError(f"{path} has sha256 {got}, expected {SHAKESPEARE_SHA256}: delete "
                              f"it so that evakit downloads the original again")
         return data.decode("utf-8")
     try:
@@ -111,7 +112,7 @@ def split(data: Seq, val_fraction: float = 0.1) -> tuple[Seq, Seq]:
         ``(train, val)``: the first ``1 - val_fraction`` and the rest.
     """
     if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction!r}")
+        raise ArgumentError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction!r}")
     n = int(len(data) * (1 - val_fraction))
     return data[:n], data[n:]
 
@@ -131,7 +132,7 @@ class CharTokenizer:
         self.chars = sorted(set(text))
         self.itos = self.chars + list(specials)
         if len(set(self.itos)) != len(self.itos):
-            raise ValueError(f"specials {list(specials)!r} must be distinct and not single "
+            raise ArgumentError(f"specials {list(specials)!r} must be distinct and not single "
                              f"characters of the text")
         self.stoi = {s: i for i, s in enumerate(self.itos)}
 
@@ -143,14 +144,14 @@ class CharTokenizer:
     def token_id(self, token: str) -> int:
         """The id of one token (a character or a special)."""
         if token not in self.stoi:
-            raise ValueError(f"token {token!r} is not in the vocabulary of {self.vocab_size}")
+            raise ArgumentError(f"token {token!r} is not in the vocabulary of {self.vocab_size}")
         return self.stoi[token]
 
     def encode(self, text: str) -> torch.Tensor:
         """The ids of each character of ``text`` as an int64 tensor."""
         unknown = set(text) - set(self.chars)
         if unknown:
-            raise ValueError(f"characters {sorted(unknown)!r} are not in the vocabulary: build "
+            raise ArgumentError(f"characters {sorted(unknown)!r} are not in the vocabulary: build "
                              f"the tokenizer from a text that contains them")
         return torch.tensor([self.stoi[c] for c in text], dtype=torch.int64)
 
@@ -187,7 +188,7 @@ class BPETokenizer:
         """
         alphabet = pre_tokenizers.ByteLevel.alphabet()
         if vocab_size < len(alphabet) + len(specials):
-            raise ValueError(f"vocab_size must be at least {len(alphabet) + len(specials)} "
+            raise ArgumentError(f"vocab_size must be at least {len(alphabet) + len(specials)} "
                              f"(256 bytes and {len(specials)} specials), got {vocab_size}")
         tok = Tokenizer(models.BPE())
         # No prefix space: a leading space would be added on encode and kept on decode.
@@ -207,7 +208,7 @@ class BPETokenizer:
         """The id of one token, e.g. ``"[MASK]"``."""
         i = self.tokenizer.token_to_id(token)
         if i is None:
-            raise ValueError(f"token {token!r} is not in the vocabulary of {self.vocab_size}")
+            raise ArgumentError(f"token {token!r} is not in the vocabulary of {self.vocab_size}")
         return i
 
     def encode(self, text: str) -> torch.Tensor:
@@ -243,10 +244,10 @@ def lm_batches(tokens: torch.Tensor, block: int, batch: int,
         ``y[:, -1]`` the token after it.
     """
     if tokens.ndim != 1 or len(tokens) <= block:
-        raise ValueError(f"tokens must be 1-D and longer than block={block}, got shape "
+        raise ArgumentError(f"tokens must be 1-D and longer than block={block}, got shape "
                          f"{tuple(tokens.shape)}")
     if block < 1 or batch < 1:
-        raise ValueError(f"block and batch must be positive, got block={block}, batch={batch}")
+        raise ArgumentError(f"block and batch must be positive, got block={block}, batch={batch}")
     starts = torch.randint(len(tokens) - block, (batch,), generator=generator)
     idx = starts[:, None] + torch.arange(block)
     return tokens[idx].long(), tokens[idx + 1].long()
@@ -271,9 +272,9 @@ def mask_tokens(x: torch.Tensor, mask_id: int, vocab: int, prob: float = 0.15,
         positions with ``-100`` elsewhere (``F.cross_entropy``'s ``ignore_index``).
     """
     if not 0 < prob <= 1:
-        raise ValueError(f"prob must lie in (0, 1], got {prob!r}")
+        raise ArgumentError(f"prob must lie in (0, 1], got {prob!r}")
     if not 0 <= mask_id < vocab:
-        raise ValueError(f"mask_id must be a token id below vocab={vocab}, got {mask_id}")
+        raise ArgumentError(f"mask_id must be a token id below vocab={vocab}, got {mask_id}")
     chosen = torch.rand(x.shape, generator=generator, device=x.device) < prob
     fate = torch.rand(x.shape, generator=generator, device=x.device)
     randoms = torch.randint(vocab, x.shape, generator=generator, device=x.device)
@@ -313,7 +314,7 @@ class TokenLoader:
                  seed: int = 0, device: str | torch.device = "cpu",
                  masking: Masking | None = None) -> None:
         if steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+            raise ArgumentError(f"steps must be a positive integer, got {steps!r}")
         lm_batches(tokens, block, 1)  # fail now, not at the first batch, on a bad shape
         self.tokens = tokens
         self.block = block

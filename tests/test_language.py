@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evakit.errors import ArgumentError
 from evakit.models import count_parameters, create, input_size
 from evakit.models.language import (
     BERT,
@@ -120,7 +121,7 @@ def test_bert_sees_both_sides_and_gpt_refuses_to():
 
 
 def test_config_rejects_bad_settings_in_one_sentence():
-    with pytest.raises(ValueError, match=r"n_embd \(30\) must be a multiple of n_head \(4\)"):
+    with pytest.raises(ArgumentError, match=r"n_embd \(30\) must be a multiple of n_head \(4\)"):
         small(n_embd=30, n_head=4)
     with pytest.raises(ValueError, match="attention must be one of"):
         small(attention="local")

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from evakit import text
 from evakit.data import DataUnavailable
+from evakit.errors import ArgumentError, DataError
 
 needs_shakespeare = pytest.mark.skipif(not text.shakespeare_path().is_file(),
                                        reason=f"Tiny Shakespeare not at {text.shakespeare_path()}")
@@ -49,7 +50,7 @@ def test_a_corrupted_copy_is_an_error_not_used(tmp_path):
     path = text.shakespeare_path(tmp_path)
     path.parent.mkdir(parents=True)
     path.write_text("First Citizen:\nnot quite\n")
-    with pytest.raises(ValueError, match="sha256 .* expected 86c4e6aa"):
+    with pytest.raises(DataError, match="sha256 .* expected 86c4e6aa"):
         text.tiny_shakespeare(tmp_path, url="file:///nowhere/input.txt")
 
 
@@ -69,7 +70,7 @@ def test_a_download_with_the_wrong_hash_is_rejected_and_not_written(tmp_path, se
     folder, base = served
     (folder / "input.txt").write_text("First Citizen:\nan impostor\n")
     root = tmp_path / "root"
-    with pytest.raises(ValueError, match="sha256 .* not the one evakit knows"):
+    with pytest.raises(DataError, match="sha256 .* not the one evakit knows"):
         text.tiny_shakespeare(root, url=f"{base}/input.txt")
     assert not any(root.rglob("*.txt*"))
 
@@ -79,7 +80,7 @@ def test_download_checks_a_file_url(tmp_path):
     source.write_bytes(b"to be or not to be\n")
     digest = text.sha256_hex(source.read_bytes())
     assert text.download(source.as_uri(), digest) == b"to be or not to be\n"
-    with pytest.raises(ValueError, match="expected 0000"):
+    with pytest.raises(DataError, match="expected 0000"):
         text.download(source.as_uri(), "0" * 64)
 
 
@@ -245,5 +246,5 @@ def test_loader_makes_masked_batches():
         chosen = targets != -100
         assert 0.1 < chosen.float().mean() < 0.2
         assert (inputs == 65).sum() > 0 and (inputs[~chosen] != 65).all()
-    with pytest.raises(ValueError, match="steps must be a positive integer"):
+    with pytest.raises(ArgumentError, match="steps must be a positive integer"):
         text.TokenLoader(tokens, 64, 32, 0)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evakit.errors import ArgumentError
 from evakit.models.registry import register
 
 PATTERNS = ("dense", "strided", "fixed")
@@ -54,17 +55,17 @@ class TransformerConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "stride"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+                raise ArgumentError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head "
+            raise ArgumentError(f"n_embd ({self.n_embd}) must be a multiple of n_head "
                              f"({self.n_head})")
         if self.attention not in PATTERNS:
-            raise ValueError(f"attention must be one of {PATTERNS}, got {self.attention!r}")
+            raise ArgumentError(f"attention must be one of {PATTERNS}, got {self.attention!r}")
         if not 1 <= self.summary <= self.stride:
-            raise ValueError(f"summary must lie in 1..stride ({self.stride}), "
+            raise ArgumentError(f"summary must lie in 1..stride ({self.stride}), "
                              f"got {self.summary}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+            raise ArgumentError(f"dropout must lie in [0, 1), got {self.dropout}")
 
 
 def _causal(allowed: torch.Tensor) -> torch.Tensor:
@@ -88,7 +89,7 @@ def strided_mask(T: int, stride: int, *, causal: bool = True) -> torch.Tensor:
         Boolean T×T, True where query i may attend to key j.
     """
     if stride < 1:
-        raise ValueError(f"stride must be a positive integer, got {stride}")
+        raise ArgumentError(f"stride must be a positive integer, got {stride}")
     i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
     allowed = ((i - j).abs() < stride) | ((i - j) % stride == 0)
     return _causal(allowed) if causal else allowed
@@ -111,7 +112,7 @@ def fixed_mask(T: int, block: int, c: int = 1, *, causal: bool = True) -> torch.
         Boolean T×T, True where query i may attend to key j.
     """
     if not 1 <= c <= block:
-        raise ValueError(f"c must lie in 1..block ({block}), got {c}")
+        raise ArgumentError(f"c must lie in 1..block ({block}), got {c}")
     i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
     allowed = (i // block == j // block) | (j % block >= block - c)
     return _causal(allowed) if causal else allowed
@@ -203,7 +204,7 @@ class Transformer(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         T = idx.shape[1]
         if T > self.config.block_size:
-            raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}")
+            raise ArgumentError(f"sequence length {T} exceeds block_size {self.config.block_size}")
         x = self.drop(self.wte(idx) + self.wpe(torch.arange(T, device=idx.device)))
         for block in self.blocks:
             x = block(x)
@@ -240,7 +241,7 @@ class GPT(nn.Module):
         super().__init__()
         config = config or TransformerConfig()
         if not config.causal:
-            raise ValueError("GPT predicts the next token, so config.causal must be True")
+            raise ArgumentError("GPT predicts the next token, so config.causal must be True")
         self.config = config
         self.transformer = Transformer(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
@@ -271,7 +272,7 @@ class BERT(nn.Module):
         super().__init__()
         config = config or TransformerConfig(vocab_size=66, causal=False)
         if config.causal:
-            raise ValueError("BERT sees both sides of each token, so config.causal must be "
+            raise ArgumentError("BERT sees both sides of each token, so config.causal must be "
                              "False")
         self.config = config
         self.transformer = Transformer(config)
@@ -307,7 +308,7 @@ def parameter_formula(config: TransformerConfig, model: str = "gpt") -> int:
         return trunk
     if model == "bert":
         return trunk + d * d + 3 * d + V
-    raise ValueError(f"model must be 'gpt' or 'bert', got {model!r}")
+    raise ArgumentError(f"model must be 'gpt' or 'bert', got {model!r}")
 
 
 def sample_top_k(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = 40,
@@ -325,12 +326,12 @@ def sample_top_k(logits: torch.Tensor, temperature: float = 1.0, top_k: int | No
         int64 B×1 token ids.
     """
     if temperature <= 0:
-        raise ValueError(f"temperature must be positive (top_k=1 decodes greedily), "
+        raise ArgumentError(f"temperature must be positive (top_k=1 decodes greedily), "
                          f"got {temperature}")
     logits = logits / temperature
     if top_k is not None:
         if top_k < 1:
-            raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
+            raise ArgumentError(f"top_k must be a positive integer or None, got {top_k}")
         kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
