@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from evakit.rf import Table
+from evakit.table import Table
 
 # ------------------------------------------------------------------------------------------------
 # Input checks
