@@ -26,26 +26,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evakit.errors import ArgumentError
+
 _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _check_logits_target(logits: torch.Tensor, target: torch.Tensor) -> None:
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not logits.is_floating_point():
-        raise ValueError("logits must be a floating tensor of raw scores (N, C)")
+        raise ArgumentError("logits must be a floating tensor of raw scores (N, C)")
     if not isinstance(target, torch.Tensor) or target.ndim != 1 or target.is_floating_point():
-        raise ValueError("target must be a 1-D integer tensor of class labels")
+        raise ArgumentError("target must be a 1-D integer tensor of class labels")
     if len(target) != len(logits):
-        raise ValueError(f"target has {len(target)} labels for {len(logits)} rows of logits")
+        raise ArgumentError(f"target has {len(target)} labels for {len(logits)} rows of logits")
     c = logits.shape[1]
     if len(target) and (target.min() < 0 or target.max() >= c):
-        raise ValueError(f"target labels must lie in [0, {c - 1}] for logits over {c} classes")
+        raise ArgumentError(f"target labels must lie in [0, {c - 1}] for logits over {c} classes")
 
 
 def _class_vector(values: torch.Tensor | Sequence[float], num_classes: int,
                   name: str) -> torch.Tensor:
     v = torch.as_tensor(values, dtype=torch.float64)
     if v.shape != (num_classes,) or (v < 0).any():
-        raise ValueError(f"{name} must hold one non-negative value per class ({num_classes}), "
+        raise ArgumentError(f"{name} must hold one non-negative value per class ({num_classes}), "
                          f"got shape {tuple(v.shape)}")
     return v
 
@@ -79,9 +81,9 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, *, gamma: float = 2.0
     """
     _check_logits_target(logits, target)
     if not gamma >= 0:
-        raise ValueError(f"gamma must be non-negative, got {gamma}")
+        raise ArgumentError(f"gamma must be non-negative, got {gamma}")
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        raise ArgumentError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     log_pt = F.log_softmax(logits, dim=1).gather(1, target[:, None].long())[:, 0]
     loss = -log_pt
     if gamma:
@@ -111,9 +113,9 @@ class FocalLoss(nn.Module):
         """
         super().__init__()
         if not gamma >= 0:
-            raise ValueError(f"gamma must be non-negative, got {gamma}")
+            raise ArgumentError(f"gamma must be non-negative, got {gamma}")
         if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+            raise ArgumentError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.gamma = float(gamma)
         self.reduction = reduction
         alpha_t = None if alpha is None else torch.as_tensor(alpha, dtype=torch.float32)
@@ -135,7 +137,7 @@ class FocalLoss(nn.Module):
 def _counts(counts: torch.Tensor | Sequence[int]) -> torch.Tensor:
     c = torch.as_tensor(counts, dtype=torch.float64)
     if c.ndim != 1 or len(c) < 2 or not (c > 0).all():
-        raise ValueError("counts must hold a positive number of samples for each of at least "
+        raise ArgumentError("counts must hold a positive number of samples for each of at least "
                          f"2 classes, got {c.tolist()}")
     return c
 
@@ -165,7 +167,7 @@ def effective_number(counts: torch.Tensor | Sequence[int], beta: float) -> torch
         A float64 tensor (C,): 1 for β = 0, tending to n as β → 1.
     """
     if not 0.0 <= beta < 1.0:
-        raise ValueError(f"beta must lie in [0, 1), got {beta}")
+        raise ArgumentError(f"beta must lie in [0, 1), got {beta}")
     n = _counts(counts)
     return (1.0 - beta ** n) / (1.0 - beta)
 
@@ -222,7 +224,7 @@ def class_balanced_loss(logits: torch.Tensor, target: torch.Tensor,
     """
     weights = class_balanced_weights(counts, beta)
     if len(weights) != logits.shape[-1]:
-        raise ValueError(f"counts has {len(weights)} classes, the logits {logits.shape[-1]}")
+        raise ArgumentError(f"counts has {len(weights)} classes, the logits {logits.shape[-1]}")
     return focal_loss(logits, target, gamma=gamma, alpha=weights, reduction=reduction)
 
 
@@ -233,7 +235,7 @@ def class_balanced_loss(logits: torch.Tensor, target: torch.Tensor,
 def _label_tensor(labels: torch.Tensor | Sequence[int]) -> torch.Tensor:
     t = torch.as_tensor(labels)
     if t.ndim != 1 or t.is_floating_point() or len(t) == 0 or t.min() < 0:
-        raise ValueError("labels must be a non-empty 1-D sequence of non-negative integer "
+        raise ArgumentError("labels must be a non-empty 1-D sequence of non-negative integer "
                          "class labels")
     return t.long().cpu()
 
@@ -254,11 +256,11 @@ def long_tailed_counts(n_max: int, num_classes: int, ratio: float = 100) -> list
         One count per class, class 0 first and largest.
     """
     if not isinstance(n_max, int) or n_max < 1:
-        raise ValueError(f"n_max must be a positive integer, got {n_max!r}")
+        raise ArgumentError(f"n_max must be a positive integer, got {n_max!r}")
     if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
+        raise ArgumentError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
     if not ratio >= 1:
-        raise ValueError(f"ratio must be at least 1 (largest class / smallest), got {ratio}")
+        raise ArgumentError(f"ratio must be at least 1 (largest class / smallest), got {ratio}")
     return [int(n_max * (1 / ratio) ** (i / (num_classes - 1))) for i in range(num_classes)]
 
 
@@ -282,7 +284,7 @@ def long_tailed_indices(labels: torch.Tensor | Sequence[int], ratio: float = 100
     counts = torch.bincount(labels)
     if len(counts) < 2 or (counts == 0).any():
         missing = (counts == 0).nonzero()[:, 0].tolist()
-        raise ValueError(f"labels must contain every class 0 … C−1 of at least 2 classes; "
+        raise ArgumentError(f"labels must contain every class 0 … C−1 of at least 2 classes; "
                          f"missing {missing or 'all but one'}")
     keep = long_tailed_counts(int(counts.min()), len(counts), ratio)
     generator = torch.Generator().manual_seed(seed)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
+from evakit.errors import ArgumentError
 from evakit.table import Table
 
 # ------------------------------------------------------------------------------------------------
@@ -38,47 +39,47 @@ from evakit.table import Table
 def _labels(preds: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
     """Predicted labels (N,) on the CPU from labels (N,) or scores (N, C) on any device."""
     if not isinstance(preds, torch.Tensor):
-        raise ValueError(f"preds must be a torch tensor, got {type(preds).__name__}")
+        raise ArgumentError(f"preds must be a torch tensor, got {type(preds).__name__}")
     if preds.ndim == 2:
         if num_classes is not None and preds.shape[1] != num_classes:
-            raise ValueError(f"preds has scores for {preds.shape[1]} classes, expected "
+            raise ArgumentError(f"preds has scores for {preds.shape[1]} classes, expected "
                              f"num_classes={num_classes}")
         return preds.detach().argmax(dim=1).cpu()
     if preds.ndim != 1 or preds.is_floating_point():
-        raise ValueError(f"preds must be integer labels (N,) or scores (N, C), got "
+        raise ArgumentError(f"preds must be integer labels (N,) or scores (N, C), got "
                          f"{preds.dtype} of shape {tuple(preds.shape)}")
     return preds.cpu()
 
 
 def _target(target: torch.Tensor, n: int) -> torch.Tensor:
     if not isinstance(target, torch.Tensor) or target.ndim != 1 or target.is_floating_point():
-        raise ValueError("target must be a 1-D integer tensor of true labels")
+        raise ArgumentError("target must be a 1-D integer tensor of true labels")
     if len(target) != n:
-        raise ValueError(f"target has {len(target)} labels for {n} predictions")
+        raise ArgumentError(f"target has {len(target)} labels for {n} predictions")
     if n == 0:
-        raise ValueError("preds and target are empty: there is nothing to score")
+        raise ArgumentError("preds and target are empty: there is nothing to score")
     return target.cpu()
 
 
 def _check_range(values: torch.Tensor, num_classes: int, name: str) -> None:
     if values.min() < 0 or values.max() >= num_classes:
-        raise ValueError(f"{name} must lie in [0, {num_classes - 1}] for num_classes="
+        raise ArgumentError(f"{name} must lie in [0, {num_classes - 1}] for num_classes="
                          f"{num_classes}, got values from {int(values.min())} to "
                          f"{int(values.max())}")
 
 
 def _logits(logits: torch.Tensor) -> torch.Tensor:
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not logits.is_floating_point():
-        raise ValueError("logits must be a floating tensor of raw scores (N, C)")
+        raise ArgumentError("logits must be a floating tensor of raw scores (N, C)")
     return logits.detach().double()
 
 
 def _probs(probs: torch.Tensor) -> torch.Tensor:
     if not isinstance(probs, torch.Tensor) or probs.ndim != 2 or not probs.is_floating_point():
-        raise ValueError("probs must be a floating tensor of class probabilities (N, C)")
+        raise ArgumentError("probs must be a floating tensor of class probabilities (N, C)")
     sums = probs.sum(dim=1)
     if probs.min() < 0 or not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
-        raise ValueError("probs rows must be probabilities that sum to 1: pass "
+        raise ArgumentError("probs rows must be probabilities that sum to 1: pass "
                          "logits.softmax(dim=1), not the logits")
     return probs
 
@@ -99,7 +100,7 @@ def confusion_matrix(preds: torch.Tensor, target: torch.Tensor, num_classes: int
         An int64 tensor C×C whose entry [i, j] counts images of class i predicted as j.
     """
     if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
+        raise ArgumentError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
     pred = _labels(preds, num_classes)
     true = _target(target, len(pred))
     _check_range(pred, num_classes, "preds")
@@ -261,7 +262,7 @@ def classification_report(preds: torch.Tensor, target: torch.Tensor, num_classes
         A :class:`ClassificationReport`; show it in a notebook or call ``.table()``.
     """
     if class_names is not None and len(class_names) != num_classes:
-        raise ValueError(f"class_names has {len(class_names)} names for num_classes="
+        raise ArgumentError(f"class_names has {len(class_names)} names for num_classes="
                          f"{num_classes}")
     names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
     return ClassificationReport(confusion_matrix(preds, target, num_classes), names)
@@ -315,9 +316,9 @@ def binomial_std_error(accuracy: float, n: int) -> float:
         The standard error.
     """
     if not 0.0 <= accuracy <= 1.0:
-        raise ValueError(f"accuracy must lie in [0, 1], got {accuracy}")
+        raise ArgumentError(f"accuracy must lie in [0, 1], got {accuracy}")
     if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+        raise ArgumentError(f"n must be a positive integer, got {n!r}")
     return math.sqrt(accuracy * (1.0 - accuracy) / n)
 
 
@@ -341,9 +342,9 @@ def bootstrap_accuracy(preds: torch.Tensor, target: torch.Tensor, *, resamples: 
         An :class:`Interval`.
     """
     if not isinstance(resamples, int) or resamples < 2:
-        raise ValueError(f"resamples must be an integer of at least 2, got {resamples!r}")
+        raise ArgumentError(f"resamples must be an integer of at least 2, got {resamples!r}")
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+        raise ArgumentError(f"level must lie strictly between 0 and 1, got {level}")
     pred = _labels(preds)
     correct = (pred == _target(target, len(pred))).double()
     n = len(correct)
@@ -415,7 +416,7 @@ def reliability_bins(probs: torch.Tensor, target: torch.Tensor, bins: int = 15) 
         A :class:`ReliabilityBins`.
     """
     if not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+        raise ArgumentError(f"bins must be a positive integer, got {bins!r}")
     probs = _probs(probs).detach().double().cpu()
     confidence, pred = probs.max(dim=1)
     correct = (pred == _target(target, len(pred))).double()
@@ -498,7 +499,7 @@ def nll(logits: torch.Tensor, target: torch.Tensor, temperature: float = 1.0) ->
     """
     x = _logits(logits)
     if not temperature > 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+        raise ArgumentError(f"temperature must be positive, got {temperature}")
     return float(F.cross_entropy(x / temperature, _target(target, len(x)).to(x.device)))
 
 
@@ -525,7 +526,7 @@ def fit_temperature(logits: torch.Tensor, target: torch.Tensor, *,
     """
     low, high = bounds
     if not 0 < low < high:
-        raise ValueError(f"bounds must be two temperatures 0 < low < high, got {bounds}")
+        raise ArgumentError(f"bounds must be two temperatures 0 < low < high, got {bounds}")
     x = _logits(logits)
     y = _target(target, len(x)).to(x.device)
 

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from evakit import losses
+from evakit.errors import ArgumentError
 
 
 def _case(seed: int, n: int = 257, c: int = 10):
@@ -182,5 +183,5 @@ def test_a_nearly_balanced_set_is_cut_from_its_smallest_class():
     (lambda: losses.long_tailed_indices(torch.tensor([0.0, 1.0])), "integer"),
 ])
 def test_bad_input_is_one_clear_sentence(call, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ArgumentError, match=message):
         call()

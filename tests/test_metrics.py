@@ -17,6 +17,7 @@ from torchmetrics.functional.classification import (
 )
 
 from evakit import metrics
+from evakit.errors import ArgumentError
 
 matplotlib.use("Agg")
 
@@ -122,7 +123,7 @@ def test_report_renders_as_a_table():
     (lambda: metrics.fit_temperature(torch.randn(6, 3), HAND_TARGET, bounds=(2, 1)), "bounds"),
 ])
 def test_bad_input_is_one_clear_sentence(call, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ArgumentError, match=message):
         call()
 
 
