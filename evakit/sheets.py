@@ -33,6 +33,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from evakit.data import atomic_write
+from evakit.errors import ArgumentError, EvakitError
 
 DEFAULT_INPUTS = (0.05, 0.10)
 DEFAULT_TARGETS = (0.01, 0.99)
@@ -98,12 +99,12 @@ def _numbers(name: str, values, length: int | None = None) -> tuple[float, ...]:
     try:
         values = tuple(values)
     except TypeError:
-        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}") from None
+        raise ArgumentError(f"{name} must be a sequence of numbers, got {values!r}") from None
     if length is not None and len(values) != length:
-        raise ValueError(f"{name} must have {length} numbers, got {len(values)}: {values!r}")
+        raise ArgumentError(f"{name} must have {length} numbers, got {len(values)}: {values!r}")
     for v in values:
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-            raise ValueError(f"{name} must hold finite numbers, got {v!r} in {values!r}")
+            raise ArgumentError(f"{name} must hold finite numbers, got {v!r} in {values!r}")
     return tuple(float(v) for v in values)
 
 
@@ -113,9 +114,9 @@ def _check(inputs, targets, weights, learning_rates, steps):
     weights = _numbers("weights", weights, 8)
     learning_rates = _numbers("learning_rates", learning_rates)
     if not learning_rates or any(lr <= 0 for lr in learning_rates):
-        raise ValueError(f"learning_rates must be positive numbers, got {learning_rates!r}")
+        raise ArgumentError(f"learning_rates must be positive numbers, got {learning_rates!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer of at least 1, got {steps!r}")
+        raise ArgumentError(f"steps must be an integer of at least 1, got {steps!r}")
     return inputs, targets, weights, learning_rates
 
 
@@ -355,20 +356,21 @@ def recalculate(path: str | Path, out_dir: str | Path | None = None,
         The copy (``out_dir/<name>.xlsx``) and the engine that computed it.
 
     Raises:
-        ValueError: an unknown engine, or a formula the engine cannot compute (the sentence
-            names the sheet, the cell and the formula); no copy is left then.
+        ArgumentError: an unknown engine, a missing workbook, or out_dir the workbook's folder.
+        EvakitError: a formula the engine cannot compute (the sentence names the sheet, the
+            cell and the formula); no copy is left then. Both are ValueErrors.
         RuntimeError: LibreOffice was asked for but is not installed, or wrote no copy.
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"path must be an existing .xlsx workbook, got {str(path)!r}")
+        raise ArgumentError(f"path must be an existing .xlsx workbook, got {str(path)!r}")
     if engine is None:
         engine = engines_available()[0]
     if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)} or None, got {engine!r}")
+        raise ArgumentError(f"engine must be one of {', '.join(ENGINES)} or None, got {engine!r}")
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="evakit-"))
     if out_dir.resolve() == path.parent.resolve():
-        raise ValueError(f"out_dir must differ from the workbook's folder (the copy would "
+        raise ArgumentError(f"out_dir must differ from the workbook's folder (the copy would "
                          f"replace the workbook), got {str(out_dir)!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{path.stem}.xlsx"
@@ -482,13 +484,13 @@ def _by_cell(solution) -> dict[tuple[str, str], object]:
     return cells
 
 
-def _uncomputable(engine: str, errors: list[tuple[str, str, str, str]]) -> ValueError:
+def _uncomputable(engine: str, errors: list[tuple[str, str, str, str]]) -> EvakitError:
     """The error for (sheet, cell, formula, what came out) of every cell that failed."""
     sheet, cell, formula, value = errors[0]
     why = (f"it gives {value} ({_ERROR_MEANINGS[value]})" if value in _ERROR_MEANINGS
            else value if value.startswith("it ") else f"it gives {value}")
     more = f"; {len(errors) - 1} other formula cells fail too" if len(errors) > 1 else ""
-    return ValueError(f"{engine} could not compute {sheet}!{cell} ({formula}): {why}{more}")
+    return EvakitError(f"{engine} could not compute {sheet}!{cell} ({formula}): {why}{more}")
 
 
 def read_columns(path: str | Path, sheet: str) -> dict[str, list]:

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from evakit import sheets
+from evakit.errors import ArgumentError, EvakitError
 
 LEARNING_RATES = (0.1, 0.2, 0.5, 0.8, 1.0, 2.0)
 STEPS = 12
@@ -151,7 +152,7 @@ def test_a_formula_the_engine_cannot_compute_is_one_clear_error(tmp_path, engine
     wb["lr=0.5"]["C7"] = "=FOO(B7)"       # w2 at step 2: the cells after it depend on it
     wb.save(path)
     name = {"formulas": "formulas", "libreoffice": "LibreOffice"}[engine]
-    with pytest.raises(ValueError, match=re.escape(
+    with pytest.raises(EvakitError, match=re.escape(
             f"{name} could not compute lr=0.5!C7 (=FOO(B7)): it gives #NAME? (an unknown "
             "function or name); 17 other formula cells fail too")):
         sheets.recalculate(path, tmp_path / "out", engine=engine)
@@ -163,7 +164,7 @@ def test_a_formula_that_does_not_parse_names_its_cell(tmp_path):
     wb = openpyxl.load_workbook(path)
     wb["network"]["D4"] = "=B4+"
     wb.save(path)
-    with pytest.raises(ValueError, match=re.escape(
+    with pytest.raises(EvakitError, match=re.escape(
             "formulas could not compute network!D4 (=B4+): it is not a valid formula")):
         sheets.recalculate(path, tmp_path / "out", engine="formulas")
 
@@ -192,9 +193,9 @@ def test_with_libreoffice_on_path_it_is_the_default(monkeypatch):
 def test_bad_recalculate_arguments_are_one_clear_error(tmp_path, monkeypatch, kwargs, says):
     monkeypatch.chdir(tmp_path)
     path = sheets.backprop_workbook(tmp_path / "b.xlsx", learning_rates=(0.5,), steps=1)
-    with pytest.raises(ValueError, match=re.escape(says)):
+    with pytest.raises(ArgumentError, match=re.escape(says)):
         sheets.recalculate(path, **kwargs)
-    with pytest.raises(ValueError, match="path must be an existing .xlsx workbook"):
+    with pytest.raises(ArgumentError, match="path must be an existing .xlsx workbook"):
         sheets.recalculate(tmp_path / "missing.xlsx")
 
 
@@ -238,7 +239,7 @@ def test_feedforward_workbook_says_nothing_of_learning_rates_or_steps(tmp_path):
     ({"inputs": 3}, "inputs must be a sequence of numbers"),
 ])
 def test_bad_arguments_are_one_clear_error(tmp_path, kwargs, says):
-    with pytest.raises(ValueError, match=says):
+    with pytest.raises(ArgumentError, match=says):
         sheets.backprop_workbook(tmp_path / "x.xlsx", **kwargs)
     assert not list(tmp_path.iterdir())
 
