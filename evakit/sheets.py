@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 from openpyxl.chart import LineChart, Reference
 from openpyxl.chart.series import SeriesLabel
 from openpyxl.styles import Alignment, Font, PatternFill
@@ -371,7 +371,7 @@ def recalculate(path: str | Path, out_dir: str | Path | None = None,
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="evakit-"))
     if out_dir.resolve() == path.parent.resolve():
         raise ArgumentError(f"out_dir must differ from the workbook's folder (the copy would "
-                         f"replace the workbook), got {str(out_dir)!r}")
+                            f"replace the workbook), got {str(out_dir)!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{path.stem}.xlsx"
     out.unlink(missing_ok=True)      # a stale copy must not pass for this run's result
@@ -397,18 +397,16 @@ def _with_libreoffice(path: Path, out: Path) -> str:
     if not out.is_file():
         raise RuntimeError(f"LibreOffice wrote no {out.name} from {path}: "
                            f"{(done.stderr or done.stdout).strip() or 'it gave no reason'}")
-    from openpyxl import load_workbook
-
     values = load_workbook(out, data_only=True, read_only=True)
-    errors = [(ws.title, c.coordinate, str(c.value)) for ws in values for row in ws.iter_rows()
-              for c in row if c.data_type == "e"]
+    errors = [(ws.title, c.coordinate, _gives(str(c.value))) for ws in values
+              for row in ws.iter_rows() for c in row if c.data_type == "e"]
     values.close()
     if errors:
         out.unlink()
         # LibreOffice rewrites formulas (unknown functions in lower case): quote the user's own.
         written = load_workbook(path)
-        raise _uncomputable("LibreOffice", [(sheet, cell, written[sheet][cell].value, value)
-                                            for sheet, cell, value in errors])
+        raise _uncomputable("LibreOffice", [(sheet, cell, written[sheet][cell].value, why)
+                                            for sheet, cell, why in errors])
     reply = subprocess.run([soffice, "--version"], capture_output=True, text=True, timeout=60)
     found = re.search(r"\d+(\.\d+)+", reply.stdout)
     return found.group() if found else "(version unknown)"
@@ -423,7 +421,6 @@ def _with_formulas(path: Path, out: Path) -> str:
     import formulas
     from formulas.errors import FormulaError
     from formulas.tokens.operand import XlError
-    from openpyxl import load_workbook
 
     book = load_workbook(path)
     cells = {(ws.title, c.coordinate): c for ws in book for row in ws.iter_rows() for c in row
@@ -444,7 +441,7 @@ def _with_formulas(path: Path, out: Path) -> str:
     for (sheet, cell), c in cells.items():
         value = values.get((sheet.upper(), cell))
         if isinstance(value, XlError):
-            errors.append((sheet, cell, c.value, str(value)))
+            errors.append((sheet, cell, c.value, _gives(str(value))))
             continue
         value = value.item() if hasattr(value, "item") else value    # numpy → Python
         if isinstance(value, str | bool | int | float):
@@ -484,11 +481,15 @@ def _by_cell(solution) -> dict[tuple[str, str], object]:
     return cells
 
 
+def _gives(error_value: str) -> str:
+    """What an Excel error value says, e.g. ``it gives #NAME? (an unknown function or name)``."""
+    meaning = _ERROR_MEANINGS.get(error_value)
+    return f"it gives {error_value}" + (f" ({meaning})" if meaning else "")
+
+
 def _uncomputable(engine: str, errors: list[tuple[str, str, str, str]]) -> EvakitError:
-    """The error for (sheet, cell, formula, what came out) of every cell that failed."""
-    sheet, cell, formula, value = errors[0]
-    why = (f"it gives {value} ({_ERROR_MEANINGS[value]})" if value in _ERROR_MEANINGS
-           else value if value.startswith("it ") else f"it gives {value}")
+    """The error for the (sheet, cell, formula, why) of every cell that failed, first first."""
+    sheet, cell, formula, why = errors[0]
     more = f"; {len(errors) - 1} other formula cells fail too" if len(errors) > 1 else ""
     return EvakitError(f"{engine} could not compute {sheet}!{cell} ({formula}): {why}{more}")
 
@@ -503,8 +504,6 @@ def read_columns(path: str | Path, sheet: str) -> dict[str, list]:
     Returns:
         Column name (the header row) → its values, one per row (per step).
     """
-    from openpyxl import load_workbook
-
     ws = load_workbook(path, data_only=True, read_only=True)[sheet]
     rows = list(ws.iter_rows(min_row=HEADER_ROW, values_only=True))
     header = rows[0]
