@@ -14,6 +14,7 @@ image in a ``Dataset`` — what most courses do, and the baseline ``evakit bench
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -318,8 +319,11 @@ def albumentations_pipeline(recipe: Recipe, mean: tuple[float, ...], std: tuple[
         hole = (recipe.cutout, recipe.cutout)
         steps.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=hole,
                                      hole_width_range=hole, fill=fill, p=recipe.augment_p))
-    return A.Compose([*steps, A.Normalize(mean, std), ToTensorV2()], strict=True,
-                     seed=recipe.seed)
+    pipeline = A.Compose([*steps, A.Normalize(mean, std), ToTensorV2()], strict=True)
+    # One pair of generators shared by every step (Compose(seed=) would seed each step with
+    # the same seed, correlating their draws), and a state a checkpoint can save.
+    pipeline.set_random_state(np.random.default_rng(recipe.seed), random.Random(recipe.seed))
+    return pipeline
 
 
 class AlbumentationsLoader:

@@ -324,7 +324,7 @@ def write_cache(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
     atomic_write(path, write)
 
 
-def synthetic(name: str, n: int = 256, *, seed: int = 0) -> ImageSet:
+def synthetic(name: str, n: int = 256, *, seed: int = 0, split: str = "train") -> ImageSet:
     """A small learnable synthetic set for unit tests, never a stand-in for real data.
 
     Each class is a fixed random template plus noise, so a small network can fit it.
@@ -332,18 +332,21 @@ def synthetic(name: str, n: int = 256, *, seed: int = 0) -> ImageSet:
     Args:
         name: ``"synthetic-mnist"`` (1×28×28) or ``"synthetic-cifar10"`` (3×32×32).
         n: number of images.
-        seed: generator seed.
+        seed: seed of the labels and the noise (the class templates never change).
+        split: the split it stands for in a test (``"train"`` or ``"test"``).
     """
     if name not in SYNTHETIC_SHAPES:
         raise ValueError(f"unknown synthetic set {name!r}: expected one of "
                          f"{sorted(SYNTHETIC_SHAPES)}")
-    g = torch.Generator().manual_seed(seed)
     shape = SYNTHETIC_SHAPES[name]
-    templates = torch.rand((10, *shape), generator=g)
+    # The class templates are the same for every seed, so a "test" set drawn with another seed
+    # poses the same task as its "train" set; the seed draws the labels and the noise.
+    templates = torch.rand((10, *shape), generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(seed + 1)
     labels = torch.randint(0, 10, (n,), generator=g)
     noisy = templates[labels] * 0.7 + torch.rand((n, *shape), generator=g) * 0.3
     return ImageSet((noisy * 255).to(torch.uint8), labels, [str(c) for c in range(10)],
-                    name, "train", "synthetic")
+                    name, split, "synthetic")
 
 
 class Loader:

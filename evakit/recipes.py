@@ -8,6 +8,7 @@ notebook, the CLI (``evakit train NAME``) and a benchmark hand the same recipe t
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
 
 from torch import nn
@@ -90,10 +91,14 @@ class Recipe:
         return models.input_size(self.model)
 
     def config(self) -> dict:
-        """The recipe as a plain dict (what a record stores; FAST sizes are not part of it)."""
+        """The recipe as plain JSON data (what a record stores; FAST sizes are not part of it).
+
+        Tuples become lists, as they would on the way through a record's JSON, so a config
+        compares equal to the one read back from a record.
+        """
         config = asdict(self)
         config.pop("fast")
-        return config
+        return json.loads(json.dumps(config))
 
     def differences(self, other: Recipe) -> dict[str, list]:
         """Fields whose values differ from ``other``'s: name → [other's, this one's]."""

@@ -170,7 +170,8 @@ def run(recipe: Recipe | str, *, epochs: int | None = None, seed: int | None = N
         fast: bool | None = None, device: str | torch.device | None = None,
         precision: str | None = None, checkpoint: str | Path | None = None,
         resume: bool = False, verbose: bool = True, limit: int | None = None,
-        train_set: data.ImageSet | None = None, test_set: data.ImageSet | None = None) -> Run:
+        train_set: data.ImageSet | None = None, test_set: data.ImageSet | None = None,
+        stop_after: int | None = None) -> Run:
     """Train a recipe from scratch (or resume it) and evaluate it.
 
     Args:
@@ -186,6 +187,7 @@ def run(recipe: Recipe | str, *, epochs: int | None = None, seed: int | None = N
         limit: train on the first ``limit`` training images only (a smoke run, never a
             record); in FAST mode the recipe's ``fast.limit`` applies by default.
         train_set, test_set: in-memory data instead of the recipe's real dataset.
+        stop_after: stop after this epoch, as a killed run would (tests).
     """
     fast = data.is_fast() if fast is None else fast
     base = recipes.RECIPES.get(recipe if isinstance(recipe, str) else recipe.name)
@@ -211,6 +213,7 @@ def run(recipe: Recipe | str, *, epochs: int | None = None, seed: int | None = N
     history = train.fit(model, train_batches, test_batches, recipe.epochs, optimizer, scheduler,
                         loss_fn=loss_fn, correct_fn=task.correct, precision=precision,
                         checkpoint=checkpoint, resume=resume, verbose=verbose,
+                        stop_after=stop_after,
                         identity={"recipe": recipe.name, "config": recipe.config()})
     wall = time.perf_counter() - t0 + sum(history.seconds[:resumed_from])
     metrics = {"test_acc": history.test_acc[-1],

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evakit import augment, bench, data
+from evakit import augment, data, recipes
 
 
 def batch(n: int = 6, c: int = 3, size: int = 12, seed: int = 0) -> torch.Tensor:
@@ -100,7 +100,8 @@ def test_ricap_tiles_four_crops_whose_areas_are_the_label_weights():
 
 def test_albumentations_dataset_serves_normalized_tensors_and_refuses_floats():
     images = data.synthetic("synthetic-cifar10", 4).images
-    pipeline = bench._albumentations_pipeline((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    pipeline = augment.albumentations_pipeline(recipes.get("s08/custom-resnet"),
+                                               (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     ds = augment.AlbumentationsDataset(images, torch.zeros(4, dtype=torch.long), pipeline)
     x, label = ds[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and label == 0
@@ -133,3 +134,34 @@ def test_rotation_is_affine_with_rotation_only_and_draws_one_number_per_image():
     augment.random_rotation(7.0)(x, after)
     torch.rand(16, generator=reference)
     assert torch.equal(after.get_state(), reference.get_state())
+
+
+def test_session6_batch_and_albumentations_paths_apply_the_same_steps_as_often():
+    recipe = recipes.get("s06/cifar-net")
+    mean = (0.25, 0.5, 0.75)
+    x = torch.full((4000, 3, 32, 32), 0.9)
+    g = torch.Generator().manual_seed(0)
+    cut = augment.cutout(recipe.cutout, fill=mean, p=recipe.augment_p)(x, g)
+    moved = augment.random_affine(degrees=recipe.rotation, shift=recipe.shift,
+                                  scale=recipe.scale, fill=mean, p=recipe.augment_p)(x, g)
+    # With p = 0.5 about half the images get a hole, and about half are moved at all.
+    assert (cut != 0.9).flatten(1).any(1).float().mean().item() == pytest.approx(0.5, abs=0.04)
+    changed = ((moved - 0.9).abs() > 1e-4).flatten(1).any(1).float().mean().item()
+    assert changed == pytest.approx(0.5, abs=0.04)
+    pipeline = augment.albumentations_pipeline(recipe, mean, (1.0, 1.0, 1.0))
+    kinds = [type(t).__name__ for t in pipeline.transforms]
+    assert kinds == ["HorizontalFlip", "ShiftScaleRotate", "CoarseDropout", "Normalize",
+                     "ToTensorV2"]
+    assert [t.p for t in pipeline.transforms[:3]] == [0.5, recipe.augment_p, recipe.augment_p]
+
+
+def test_albumentations_loader_resumes_with_the_same_batches():
+    recipe = recipes.get("s06/cifar-net")
+    images = data.synthetic("synthetic-cifar10", 64, seed=3)
+    first = augment.albumentations_loader(recipe, images, torch.device("cpu"))
+    next(iter(first))
+    state = first.state_dict()
+    expected = next(iter(first))[0]
+    again = augment.albumentations_loader(recipe, images, torch.device("cpu"))
+    again.load_state_dict(state)
+    assert torch.equal(next(iter(again))[0], expected)

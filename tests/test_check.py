@@ -1,16 +1,23 @@
 """evakit.check grades structure from the model and accuracy from the record."""
 
-import copy
+import json
+from dataclasses import replace
 
 import pytest
 from torch import nn
 
-from evakit import check, cli, models
+from evakit import check, cli, models, records
+from evakit.train import History
+
+TEMPLATE = records.load("s03/assignment")
 
 
-def _record(model="s03/assignment", accs=(98.0, 99.3, 99.45, 99.5), **kw):
-    return {"recipe": "demo", "config": {"model": model, "model_kwargs": kw},
-            "epochs_run": len(accs), "history": {"test_acc": list(accs)}}
+def _record(model="s03/assignment", accs=(98.0, 99.3, 99.45, 99.5), **kw) -> records.Record:
+    """A record of the given test accuracies (the rest taken from a committed record)."""
+    n = len(accs)
+    history = History([0.1] * n, [99.0] * n, [0.05] * n, list(accs), [0.01] * n, [1.0] * n)
+    return replace(TEMPLATE, recipe="demo", history=history,
+                   config={**TEMPLATE.config, "model": model, "model_kwargs": kw})
 
 
 def test_s03_model_meets_the_structure_constraints():
@@ -44,8 +51,7 @@ def test_s04_needs_the_last_three_epochs():
     record = _record(accs=(99.0, 99.5, 99.45, 99.41))
     good = check.grade("s04", record, model=small)
     assert good.passed, str(good)
-    worse = copy.deepcopy(record)
-    worse["history"]["test_acc"][-2] = 99.39
+    worse = _record(accs=(99.0, 99.5, 99.39, 99.41))
     assert not check.grade("s04", worse, model=small).passed
 
 
@@ -55,12 +61,11 @@ def test_unknown_session_is_one_sentence():
 
 
 def test_cli_check_exit_codes(tmp_path, capsys):
-    import json
     path = tmp_path / "r.json"
-    path.write_text(json.dumps(_record(accs=(99.5, 99.6))))
+    path.write_text(json.dumps(_record(accs=(99.5, 99.6)).to_dict()))
     assert cli.main(["check", "s03", str(path)]) == 0
     assert "all constraints met" in capsys.readouterr().out
-    path.write_text(json.dumps(_record(accs=(99.0,))))
+    path.write_text(json.dumps(_record(accs=(99.0,)).to_dict()))
     assert cli.main(["check", "s03", str(path)]) == 1
     assert cli.main(["check", "s03", str(tmp_path / "missing.json")]) == 2
 
@@ -91,7 +96,7 @@ def test_s06_model_meets_the_structure_constraints_and_a_pooled_net_does_not():
     assert check.grade("s06", model=models.create("s06/cifar-net")).passed
     failed = {v.constraint for v in check.grade("s06", model=PooledCifarNet()).verdicts
               if not v.passed}
-    assert failed == {"receptive field > 44", "no max pooling",
+    assert failed == {"receptive field > 44 (before global pooling)", "no max pooling",
                       "a depthwise-separable convolution", "a dilated convolution"}
 
 
@@ -120,6 +125,19 @@ def test_cli_grades_a_recipes_structure_without_a_record(capsys):
     assert cli.main(["check", "s06", "s06/cifar-net", "--structure"]) == 0
     assert "all constraints met" in capsys.readouterr().out
     assert cli.main(["check", "s06", "s07/resnet18", "--structure"]) == 1
+
+
+def test_receptive_field_is_judged_where_the_global_pool_takes_over():
+    report = check.grade("s03", model=models.create("s03/assignment"))
+    rf_verdict = next(v for v in report.verdicts if "receptive field" in v.constraint)
+    assert rf_verdict.measured == "RF 22 entering features.8" and rf_verdict.passed
+    shallow = nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.Dropout(0.1),
+                            nn.Conv2d(8, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                            nn.Linear(8, 10))
+    verdicts = check.grade("s03", model=shallow).verdicts
+    assert [v.measured for v in verdicts if "receptive field" in v.constraint] == \
+        ["RF 5 entering 4"]
+    assert [v.passed for v in verdicts if "receptive field" in v.constraint] == [False]
 
 
 def test_grading_leaves_the_model_in_the_mode_it_was_in():

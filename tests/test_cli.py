@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from evakit import cli, models, recipes, records
+from evakit import cli, data, models, recipes, records, runner
 from tests.conftest import needs_real
 
 
@@ -48,21 +48,32 @@ def test_recipes_and_summary_print(capsys):
 @needs_real("mnist", "train")
 def test_train_record_writes_the_record_and_nothing_else(tmp_path, monkeypatch, capsys):
     # The full-data path is exercised by the recorded runs themselves; here the run is made
-    # small (FAST data, 1 epoch) so the test checks what --record writes, and where.
-    real_run = recipes.run
-    monkeypatch.setattr(recipes, "run", lambda name, **kw: real_run(name, **{**kw, "fast": True}))
+    # small (the first 256 images, 1 epoch) so the test checks what --record writes, and where.
+    real_run = runner.run
+    small = data.load("mnist", "train", fast=False).subset(256)
+    small.note = ""                   # stands in for the full set in this test only
+    monkeypatch.setattr(runner, "run", lambda name, **kw: real_run(
+        name, **{**kw, "train_set": small, "test_set": data.load("mnist", "test", fast=True)}))
+    monkeypatch.setattr(records, "git_state", lambda: {"git_commit": "abc", "git_dirty": False})
     monkeypatch.delenv("EVAKIT_FAST", raising=False)
     monkeypatch.setenv("EVAKIT_RECORDS", str(tmp_path / "records"))
     monkeypatch.chdir(tmp_path)
     assert cli.main(["train", "s01/rf-net", "--epochs", "1", "--record"]) == 0
     written = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]
     assert [str(p) for p in written] == ["records/s01/rf-net.json"]
-    record = json.loads((tmp_path / "records/s01/rf-net.json").read_text())
-    assert record["recipe"] == "s01/rf-net" and record["epochs_run"] == 1
-    assert record["shortened"] and record["epochs_planned"] == 10
-    params = models.count_parameters(recipes.build_model(recipes.get("s01/rf-net")))
-    assert len(record["history"]["test_acc"]) == 1 and record["params"] == params
-    assert "SHORTENED" in records.provenance(record)
+    record = records.read(tmp_path / "records/s01/rf-net.json")
+    assert record.recipe == "s01/rf-net" and record.epochs_run == 1
+    assert record.shortened and record.epochs_planned == 10
+    assert record.params == models.count_parameters(recipes.get("s01/rf-net").build_model())
+    assert "SHORTENED" in record.provenance()
+    assert len(record.outputs["test_predictions"]["pred"]) == 1000
+
+
+def test_train_record_refuses_a_dirty_tree(monkeypatch, capsys):
+    monkeypatch.delenv("EVAKIT_FAST", raising=False)
+    monkeypatch.setattr(records, "git_state", lambda: {"git_commit": "abc", "git_dirty": True})
+    assert cli.main(["train", "s01/rf-net", "--record"]) == 2
+    assert "clean tree" in capsys.readouterr().err
 
 
 def test_missing_data_is_one_sentence_and_exit_2(tmp_path, monkeypatch, capsys):

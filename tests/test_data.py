@@ -98,12 +98,26 @@ def test_unwritable_root_is_detected_even_as_root(tmp_path):
 
 def test_cifar_sample_only_in_fast_mode(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(data, "_from_torchvision", lambda *a: None)
+    monkeypatch.setattr(data, "KNOWN_MD5", {})          # these zeros stand in for the sample
     images = np.zeros((3, 32, 32, 3), np.uint8)
-    data.write_cache(data.cache_path("cifar10-sample", "test", tmp_path), images, np.zeros(3))
-    sample = data.load("cifar10", "test", root=tmp_path, fast=True)
+    data.write_cache(data.cache_path("cifar10-sample", "train", tmp_path), images,
+                     np.zeros(3, np.int64))
+    sample = data.load("cifar10", "train", root=tmp_path, fast=True)
     assert "SAMPLE" in sample.source and "sample" in capsys.readouterr().out
     with pytest.raises(data.DataUnavailable):
-        data.load("cifar10", "test", root=tmp_path, fast=False)
+        data.load("cifar10", "train", root=tmp_path, fast=False)
+
+
+def test_full_cifar_test_set_falls_back_to_the_exact_first_thousand_and_says_so(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "_from_torchvision", lambda *a: None)
+    monkeypatch.setattr(data, "KNOWN_MD5", {})          # these zeros stand in for the sample
+    images = np.zeros((3, 32, 32, 3), np.uint8)
+    data.write_cache(data.cache_path("cifar10-sample", "test", tmp_path), images,
+                     np.array([0, 1, 2]))
+    test = data.load("cifar10", "test", root=tmp_path, fast=False)
+    assert test.note == data.PARTIAL_NOTE and "first 1,000" in capsys.readouterr().out
+    assert test.identity().note == data.PARTIAL_NOTE
 
 
 def test_bad_names_are_rejected_with_the_choices():

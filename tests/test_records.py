@@ -1,85 +1,112 @@
-"""Records: where they live, what they say about their provenance."""
+"""Records: typed, validated once, where they live, what they say about their provenance."""
 
 import json
 
 import pytest
-import torch
 
-from evakit import recipes, records
-from tests.conftest import needs_real
+from evakit import data, errors, records, runner
+from evakit.records import Record
 
-
-def _record(**over):
-    r = {"recipe": "s04/step3", "seed": 2, "seed_is_default": False, "epochs_run": 3,
-         "epochs_planned": 15, "shortened": True, "params": 5852, "device": "cuda",
-         "device_name": "NVIDIA H200", "wall_seconds": 46.0, "git_commit": "22e10df4315a",
-         "git_dirty": False, "versions": {"torch": "2.11.0"}, "created": "2026-11-26T19:00:00",
-         "history": {"train_acc": [98.0, 99.0, 99.5], "test_acc": [98.5, 99.45, 99.4],
-                     "train_loss": [0.1, 0.05, 0.02], "test_loss": [0.06, 0.03, 0.02],
-                     "lr": [0.1, 0.05, 0.0], "seconds": [15.0, 15.0, 16.0]}}
-    r.update(over)
-    return r
+SYNTHETIC = data.synthetic("synthetic-mnist", 96, seed=1)
+SYNTHETIC_TEST = data.synthetic("synthetic-mnist", 64, seed=2, split="test")
 
 
-def test_a_run_on_another_seed_gets_its_own_file(tmp_path):
-    path = records.save(_record(), tmp_path)
-    assert path == tmp_path / "s04" / "step3-seed2.json"
-    assert records.load("s04/step3", tmp_path, seed=2)["seed"] == 2
-    default = records.save(_record(seed=1, seed_is_default=True), tmp_path)
-    assert default == tmp_path / "s04" / "step3.json"
-    assert not list(tmp_path.rglob("*.part"))
-    json.loads(default.read_text())
+def _run(recipe="s01/rf-net", **kw):
+    """A real (tiny) run of a registered recipe on in-memory synthetic images."""
+    return runner.run(recipe, epochs=kw.pop("epochs", 1), fast=False, device="cpu",
+                      verbose=False, train_set=SYNTHETIC, test_set=SYNTHETIC_TEST, **kw)
 
 
-def test_provenance_and_results_come_from_the_record():
-    r = _record()
-    line = records.provenance(r)
-    assert "SHORTENED" in line and "NVIDIA H200" in line and "22e10df431" in line
-    md = records.results_markdown(r)
-    assert "5,852" in md and "99.45 % (epoch 2)" in md and "99.50 % (epoch 3)" in md
+@pytest.fixture(scope="module")
+def record() -> Record:
+    return records.make(_run(seed=2), git={"git_commit": "22e10df4315a", "git_dirty": False},
+                        command="evakit train s01/rf-net --seed 2 --record")
+
+
+def test_a_record_round_trips_through_json_and_says_what_it_saw(record, tmp_path):
+    path = records.save(record, tmp_path)
+    assert path == tmp_path / "s01" / "rf-net-seed2.json"     # another seed, its own file
+    back = records.load("s01/rf-net", tmp_path, seed=2)
+    assert back == record and not list(tmp_path.rglob("*.part"))
+    assert back.data["train"].dataset == "synthetic-mnist" and back.data["train"].size == 96
+    assert len(back.data["test"].images_md5) == 32
+    assert str(tmp_path) not in path.read_text() and "/work" not in path.read_text()
+
+
+def test_provenance_and_results_come_from_the_record(record):
+    line = record.provenance()
+    assert "SHORTENED" in line and "1 of 10 epochs" in line and "22e10df431" in line
+    assert "fp32" in line
+    md = record.results_markdown()
+    epoch, best = record.history.best()
+    assert f"{record.params:,}" in md and f"{best:.2f} % (epoch {epoch})" in md
+    assert "synthetic-mnist test: 64 images" in md
+
+
+def test_make_flags_a_config_that_differs_from_the_named_recipe():
+    run = _run()
+    run.recipe = run.recipe.__class__(**{**run.recipe.__dict__, "lr": 0.5})
+    made = records.make(run, git={"git_commit": "abc", "git_dirty": False})
+    assert made.config_differs == {"lr": [0.01, 0.5]}
+    assert records.make(_run(), git={"git_commit": "abc", "git_dirty": False}) \
+        .config_differs == {}
+
+
+def test_fast_and_smoke_runs_cannot_become_records():
+    smoke = _run(limit=32)
+    with pytest.raises(errors.RecordError, match="FAST or smoke run"):
+        records.make(smoke)
+
+
+def test_a_dirty_tree_cannot_record():
+    with pytest.raises(errors.RecordError, match="clean tree"):
+        records.require_clean({"git_commit": "abc1234567", "git_dirty": True})
+    records.require_clean({"git_commit": "abc1234567", "git_dirty": False})
 
 
 def test_git_state_without_a_repository_uses_the_stated_commit(monkeypatch):
     monkeypatch.setattr(records, "_git", lambda *a: "")
     monkeypatch.setenv("EVAKIT_GIT_COMMIT", "abc123")
-    state = records.git_state()
-    assert state["git_commit"] == "abc123" and "EVAKIT_GIT_COMMIT" in state["git_note"]
+    assert records.git_state() == {"git_commit": "abc123", "git_dirty": False}
 
 
-def test_every_committed_record_is_complete_and_full_size():
+@pytest.mark.parametrize("text, says", [
+    ('{\n "recipe": "s04/step3",\n', "is not valid JSON"),
+    ('{"format": 1, "recipe": "s04/step3"}', "format 2"),
+    ('{"format": 2, "recipe": "s04/step3"}', "lacks seed"),
+    ("[1, 2]", "is not an evakit record"),
+])
+def test_a_bad_record_file_is_one_sentence_naming_it(tmp_path, text, says):
+    path = tmp_path / "broken.json"
+    path.write_text(text)
+    with pytest.raises(errors.RecordError, match=says) as e:
+        records.read(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_every_committed_record_is_complete_full_size_and_pathless():
     folder = records.records_dir()
-    found = sorted(folder.rglob("*.json"))
+    found = sorted(p for p in folder.rglob("*.json") if not p.name.endswith("-lr-range.json"))
     assert found, f"no records under {folder}"
     for path in found:
-        r = json.loads(path.read_text())
-        assert not r["fast"], f"{path} is a FAST run"
-        assert r["git_commit"], f"{path} does not say which commit produced it"
-        assert len(r["history"]["test_acc"]) == r["epochs_run"]
-        assert "mnist-train" in r["data"]["train"] and "first" not in r["data"]["train"]
+        text = path.read_text()
+        r = records.read(path)            # validates every field
+        assert r.git_commit, f"{path} does not say which commit produced it"
+        assert "/work/" not in text and "/home/" not in text, f"{path} names a machine path"
+        assert r.data["train"].size == {"mnist": 60_000, "cifar10": 50_000}[r.data["train"]
+                                                                           .dataset], path
+        assert r.data["train"].note == "", f"{path} trained on a slice: {r.data['train'].note}"
+        assert r.data["test"].dataset == r.config["dataset"]
 
 
-@needs_real("mnist", "train")
-def test_a_run_on_a_limited_slice_cannot_become_a_record():
-    run = recipes.run("s01/rf-net", epochs=1, fast=False, limit=64, device="cpu", verbose=False)
-    assert run.data_sources["train"].endswith("(first 64 of 60000)")
-    with pytest.raises(ValueError, match="first 64 images only"):
-        records.make(run)
+def test_results_or_missing_says_plainly_when_there_is_no_record(tmp_path, record):
+    text = records.results_or_missing("s01/rf-net", tmp_path)
+    assert "No recorded full run" in text and "evakit train s01/rf-net --record" in text
+    records.save(Record.from_dict({**record.to_dict(), "seed": 1, "seed_is_default": True}),
+                 tmp_path)
+    assert records.results_or_missing("s01/rf-net", tmp_path).startswith("**Results.**")
 
 
-def test_session8_recipe_augments_with_crop_flip_and_mean_filled_cutout():
-    recipe = recipes.get("s08/custom-resnet")
-    mean = (0.25, 0.5, 0.75)
-    x = torch.zeros(64, 3, 32, 32)
-    out = recipes.train_augment(recipe, mean)(x, torch.Generator().manual_seed(0))
-    filled = (out != 0).any(1)
-    assert filled.flatten(1).sum(1).max() <= 8 * 8 and filled.any()
-    assert torch.allclose(out[:, 2][filled], torch.tensor(0.75))
-    assert recipes.train_augment(recipes.get("s01/rf-net"), (0.1,)) is None
-
-
-def test_results_or_missing_says_plainly_when_there_is_no_record(tmp_path):
-    text = records.results_or_missing("s08/custom-resnet", tmp_path)
-    assert "No recorded full run" in text and "evakit train s08/custom-resnet --record" in text
-    records.save(_record(recipe="s08/custom-resnet", seed=1, seed_is_default=True), tmp_path)
-    found = records.results_or_missing("s08/custom-resnet", tmp_path)
-    assert found.startswith("**Results.** Parameters")
+def test_a_record_json_is_plain_data(record):
+    d = json.loads(json.dumps(record.to_dict()))
+    assert Record.from_dict(d) == record

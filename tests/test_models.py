@@ -1,0 +1,52 @@
+"""Every registered model builds, takes its registered input and has its known size."""
+
+import pytest
+import torch
+import torchinfo
+
+from evakit import models
+
+# Parameter counts: the architecture's own facts (a change here is a change of network).
+PARAMETERS = {
+    "s01/rf-net": 25_236, "s02/first-kernel": 14_378, "s03/assignment": 10_412,
+    "s04/drill": 194_884, "s04/setup": 6_379_786, "s05/norm-net": 8_568,
+    "s06/cifar-net": 184_386, "s07/resnet18": 11_173_962, "s07/resnet34": 21_282_122,
+    "s08/custom-resnet": 6_573_120, "s11/bert": 826_818, "s11/gpt": 809_856,
+    "s25/digit-sum": 34_253,
+}
+
+
+def _inputs(name: str, batch: int = 2):
+    size = models.input_size(name)
+    if name == "s25/digit-sum":
+        return torch.zeros(batch, *size), torch.zeros(batch, dtype=torch.long)
+    if len(size) == 1:                                  # a token sequence
+        return (torch.zeros(batch, *size, dtype=torch.long),)
+    return (torch.zeros(batch, *size),)
+
+
+def test_every_model_is_listed_here():
+    assert sorted(PARAMETERS) == models.names()
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_model_builds_runs_and_has_its_size(name):
+    model = models.create(name).eval()
+    with torch.no_grad():
+        out = model(*_inputs(name))
+    size = models.input_size(name)
+    if len(size) == 1:
+        assert out.shape[:2] == (2, size[0])               # logits per position
+    else:
+        assert out.shape == (2, 29 if name == "s25/digit-sum" else 10)
+    assert models.count_parameters(model) == PARAMETERS[name]
+    if len(size) == 3:      # torchinfo counts a tied embedding twice, so CNNs only
+        counted = torchinfo.summary(model, input_data=list(_inputs(name)), verbose=0)
+        assert counted.trainable_params == PARAMETERS[name]     # an independent count
+
+
+def test_unknown_model_is_one_sentence():
+    with pytest.raises(ValueError, match="unknown model 'nope': expected one of"):
+        models.create("nope")
+    with pytest.raises(ValueError, match="registered twice"):
+        models.register("s01/rf-net", (1, 28, 28))(lambda: None)
