@@ -1,6 +1,5 @@
 """The evakit command: good paths, and one sentence + exit 2 for bad input."""
 
-import json
 import subprocess
 import sys
 
