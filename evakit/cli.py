@@ -150,6 +150,8 @@ def _train(args) -> int:
           + "".join(f", {k} {v:.2f}%" for k, v in run.metrics.items() if k != "test_acc"))
     if args.record:
         outputs = evidence.collect(run, run.test_set)
+        if run.params <= records.MAX_WEIGHTS and run.base.seed == run.recipe.seed:
+            print("weights written to", records.save_weights(run))
         print("record written to", records.save(records.make(run, git=git, outputs=outputs)))
     return 0
 
@@ -167,8 +169,10 @@ def _lr_find(args) -> int:
                             f"{args.end_lr}")
     found = runner.lr_find(args.recipe, iterations=args.iterations, start_lr=args.start_lr,
                            end_lr=args.end_lr, precision=args.precision)
-    print(f"{args.recipe}: {len(found.result.lrs)} batches; steepest descent at lr "
-          f"{found.result.suggested_lr:.3g}, lowest loss at lr {found.result.minimum_lr:.3g}")
+    r = found.result
+    print(f"{args.recipe}: {len(r.lrs)} batches, the loss turns up after {r.usable}; it starts "
+          f"to fall at lr {r.falling_lr:.2g}, falls fastest at {r.suggested_lr:.2g}, is lowest "
+          f"at {r.minimum_lr:.2g}")
     if args.record:
         print("written to", records.save_range(found, git))
     return 0

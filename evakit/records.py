@@ -293,6 +293,42 @@ def results_or_missing(recipe: str, directory: Path | None = None) -> str:
     return load(recipe, directory).results_markdown()
 
 
+# A model this small (at most ~1 MB of float16) keeps its final weights beside its record, so a
+# page can use the recorded model itself; larger ones keep only their evidence (see evidence).
+MAX_WEIGHTS = 600_000
+
+
+def weights_path(recipe: str, directory: Path | None = None) -> Path:
+    """Where the final weights of ``recipe``'s recorded run live (small models only)."""
+    return (directory or records_dir()) / f"{recipe}.weights.pt"
+
+
+def save_weights(run, directory: Path | None = None) -> Path:
+    """The run's final weights, in float16, beside its record (atomically)."""
+    if run.params > MAX_WEIGHTS:
+        raise RecordError(f"{run.recipe.name} has {run.params:,} parameters; only models of at "
+                          f"most {MAX_WEIGHTS:,} keep their weights in the repository")
+    state = {k: v.detach().cpu().to(torch.float16) if v.is_floating_point() else v.cpu()
+             for k, v in run.model.state_dict().items()}
+    return atomic_write(weights_path(run.recipe.name, directory),
+                        lambda tmp: torch.save(state, tmp))
+
+
+def load_model(recipe: str, directory: Path | None = None):
+    """The recorded model of ``recipe`` (weights kept with its record), in eval mode."""
+    from evakit import recipes
+
+    path = weights_path(recipe, directory)
+    if not path.is_file():
+        raise RecordError(f"no recorded weights for {recipe!r} at {path}: only small models "
+                          f"keep them; run `evakit train {recipe} --record` to make them")
+    model = recipes.get(recipe).build_model()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                           for k, v in state.items()})
+    return model.eval()
+
+
 def range_path(recipe: str, directory: Path | None = None) -> Path:
     """Where the recorded LR range test of ``recipe`` lives."""
     return (directory or records_dir()) / f"{recipe}-lr-range.json"
@@ -301,7 +337,6 @@ def range_path(recipe: str, directory: Path | None = None) -> Path:
 def save_range(found, git: dict | None = None, directory: Path | None = None) -> Path:
     """Write an :class:`evakit.runner.LRFound` as a record beside the recipe's, atomically."""
     d = {"recipe": found.recipe, "lrs": found.result.lrs, "losses": found.result.losses,
-         "steepest_lr": found.result.suggested_lr, "minimum_lr": found.result.minimum_lr,
          "batch_size": found.batch_size, "device": found.device,
          "device_name": _device_name(found.device), "precision": found.precision,
          "threads": torch.get_num_threads(), "data": asdict(found.data), **(git or git_state()),
@@ -312,7 +347,8 @@ def save_range(found, git: dict | None = None, directory: Path | None = None) ->
 
 
 def load_range(recipe: str, directory: Path | None = None) -> dict:
-    """The recorded LR range test of ``recipe`` (lrs, losses, steepest and minimum LR, …)."""
+    """The recorded LR range test of ``recipe``: the sweep (``lrs``, ``losses``) and where it
+    ran. Read it with ``train.LRRangeResult(d["lrs"], d["losses"])``."""
     path = range_path(recipe, directory)
     if not path.is_file():
         raise RecordError(f"no LR range test of {recipe!r} in {path.parent}: run "

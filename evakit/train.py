@@ -400,24 +400,55 @@ def _first_line(e: Exception) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
 
 
+TURN_UP = 1.1          # the loss has "turned up" once it is 10 % above its lowest so far
+FALL = 0.99            # ... and "started to fall" once it is 1 % below where it began
+
+
 @dataclass
 class LRRangeResult:
-    """The LR range test's sweep: learning rates, smoothed losses, and the suggested max LR.
+    """The LR range test's sweep and what it says (Smith, "Cyclical Learning Rates", 2017).
+
+    Beyond the point where the loss turns up the sweep is noise — a large LR can even show a
+    second, spurious dip — so every reading below is taken on the sweep up to that point.
 
     Attributes:
         lrs: the learning rate of each batch.
         losses: the smoothed loss after each batch.
-        suggested_lr: where the loss falls fastest (steepest negative slope against log LR).
     """
 
     lrs: list[float]
     losses: list[float]
-    suggested_lr: float
+
+    @property
+    def usable(self) -> int:
+        """How many points come before the loss first turns up (10 % above its minimum)."""
+        losses = np.asarray(self.losses)
+        above = losses > TURN_UP * np.minimum.accumulate(losses)
+        return int(np.argmax(above)) if above.any() else len(losses)
+
+    @property
+    def suggested_lr(self) -> float:
+        """Where the loss falls fastest (steepest negative slope against log LR)."""
+        n = self.usable
+        if n < 3:
+            return self.lrs[0]
+        slopes = np.gradient(np.asarray(self.losses[:n]), np.log10(self.lrs[:n]))
+        return float(self.lrs[int(np.argmin(slopes))])
 
     @property
     def minimum_lr(self) -> float:
-        """The learning rate at the lowest smoothed loss (beyond it the loss turns up)."""
-        return self.lrs[int(np.argmin(self.losses))]
+        """The largest LR that still lowers the loss: the lowest loss before it turns up — the
+        top of a one-cycle."""
+        n = self.usable
+        return float(self.lrs[int(np.argmin(self.losses[:n]))])
+
+    @property
+    def falling_lr(self) -> float:
+        """The smallest LR that visibly lowers the loss (1 % below its start): the bottom of a
+        one-cycle."""
+        start = self.losses[0]
+        return float(next((lr for lr, loss in zip(self.lrs, self.losses, strict=True)
+                           if loss < FALL * start), self.lrs[-1]))
 
 
 def lr_range_test(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, *,
@@ -429,8 +460,8 @@ def lr_range_test(model: nn.Module, loader: Iterable, optimizer: torch.optim.Opt
 
     The learning rate grows geometrically from ``start_lr`` to ``end_lr`` over ``num_iter``
     batches while the loss is smoothed exponentially; the sweep stops once the loss exceeds
-    ``diverge`` times its best. The suggestion is the LR where the smoothed loss falls fastest
-    (steepest negative slope against log LR). Model and optimizer are restored afterwards.
+    ``diverge`` times its best. :class:`LRRangeResult` reads the sweep. Model and optimizer
+    are restored afterwards.
 
     Returns:
         An :class:`LRRangeResult`.
@@ -459,8 +490,7 @@ def lr_range_test(model: nn.Module, loader: Iterable, optimizer: torch.optim.Opt
             break
     model.load_state_dict(saved_model)
     optimizer.load_state_dict(saved_opt)
-    slopes = np.gradient(np.array(losses), np.log10(lrs)) if len(lrs) > 2 else np.zeros(1)
-    return LRRangeResult(lrs, losses, float(lrs[int(np.argmin(slopes))]))
+    return LRRangeResult(lrs, losses)
 
 
 def _cycle(loader: Iterable):

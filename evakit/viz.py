@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from evakit.train import History
+
 
 def to_hwc(image) -> np.ndarray:
     """An image as a NumPy array H×W (grey) or H×W×3, floats in [0, 1] when it was uint8."""
@@ -116,24 +118,37 @@ def feature_maps(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor
     return fig
 
 
-def curves(runs: Mapping[str, Mapping[str, Sequence[float]]], *,
-           metrics: Sequence[str] = ("loss", "acc")) -> Figure:
+def curves(runs: Mapping[str, History | Mapping[str, Sequence[float]]], *,
+           metrics: Sequence[str] = ("loss", "acc"),
+           acc_range: tuple[float, float] | None = None, target: float | None = None,
+           test_only: bool = False) -> Figure:
     """Training curves of several runs on shared axes.
 
     Args:
-        runs: run name → a History-like mapping with ``train_loss``, ``test_loss``,
-            ``train_acc``, ``test_acc`` (``History.to_dict()`` or a record's history).
+        runs: run name → a :class:`evakit.train.History` (or a mapping with ``train_loss``,
+            ``test_loss``, ``train_acc``, ``test_acc``).
         metrics: which panels to draw: "loss", "acc" or both.
+        acc_range: the accuracy axis' limits, to zoom on the differences that matter.
+        target: an accuracy to draw as a dotted line (e.g. an assignment's 99.4 %).
+        test_only: draw the test curves only (for many runs on one panel).
     """
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         for i, (name, h) in enumerate(runs.items()):
-            color = f"C{i}"
-            epochs = np.arange(1, len(h[f"test_{metric}"]) + 1)
-            ax.plot(epochs, h[f"train_{metric}"], "--", color=color, label=f"{name} train")
-            ax.plot(epochs, h[f"test_{metric}"], "-", color=color, label=f"{name} test")
+            h = h if isinstance(h, History) else History.from_dict(dict(h))
+            color = f"C{i % 10}"
+            test = getattr(h, f"test_{metric}")
+            epochs = np.arange(1, len(test) + 1)
+            if not test_only:
+                ax.plot(epochs, getattr(h, f"train_{metric}"), "--", color=color,
+                        label=f"{name} train")
+            ax.plot(epochs, test, "-", color=color, label=f"{name} test")
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy (%)" if metric == "acc" else "loss")
+        if metric == "acc" and acc_range is not None:
+            ax.set_ylim(*acc_range)
+        if metric == "acc" and target is not None:
+            ax.axhline(target, color="k", ls=":", lw=1, label=f"{target:g} %")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -160,16 +175,21 @@ def matrix(values, *, ax=None, fmt: str = "{:g}", cmap: str = "Greys", title: st
     a = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
     fig, ax = (plt.subplots(figsize=(0.45 * a.shape[1] + 0.6, 0.45 * a.shape[0] + 0.6))
                if ax is None else (ax.figure, ax))
-    ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax)
-    mid = (np.nanmax(a) + np.nanmin(a)) / 2
+    image = ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax)
     for (r, c), v in np.ndenumerate(a):
-        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=7,
-                color="white" if v > mid and cmap == "Greys" else "black")
+        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=8,
+                color=_text_colour(image.cmap(image.norm(v))))
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
         ax.set_title(title)
     return fig
+
+
+def _text_colour(rgba) -> str:
+    """Black on light cells, white on dark ones (by the cell colour's luminance)."""
+    r, g, b = rgba[:3]
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
 
 
 def misclassified(images, preds: torch.Tensor, labels: torch.Tensor,
@@ -232,3 +252,54 @@ def gradcam_gallery(model: torch.nn.Module, layer: torch.nn.Module, inputs: torc
                 for img, m in zip(images, maps, strict=True)]
     return image_grid(overlays, titles, cols=cols, size=1.7,
                       suptitle=suptitle or "GradCAM: where the evidence for the class lies")
+
+
+def misclassified_from_record(record, test_set, *, n: int = 10, cols: int = 5,
+                              suptitle: str | None = None) -> Figure:
+    """The first ``n`` test images the *recorded* model got wrong, from its stored predictions.
+
+    Args:
+        record: an :class:`evakit.records.Record` whose outputs hold ``test_predictions``.
+        test_set: the test set it was scored on (the same images, checked by content hash).
+    """
+    outputs = record.outputs.get("test_predictions")
+    if outputs is None:
+        raise ValueError(f"the record of {record.recipe} keeps no test predictions: re-make it "
+                         f"with `evakit train {record.recipe} --record`")
+    _same_test_set(record, test_set)
+    preds = torch.tensor([int(c) for c in outputs["pred"]])
+    return misclassified(test_set.images, preds, test_set.labels, test_set.classes, n=n,
+                         cols=cols, suptitle=suptitle)
+
+
+def gradcam_from_record(record, test_set, *, cols: int = 5,
+                        suptitle: str | None = None) -> Figure:
+    """The recorded model's GradCAM maps of its first misclassified test images, overlaid.
+
+    Titles read "true / predicted (confidence)"; the maps explain the predicted class.
+    """
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    cam = record.outputs.get("gradcam")
+    if cam is None:
+        raise ValueError(f"the record of {record.recipe} keeps no GradCAM maps")
+    _same_test_set(record, test_set)
+    pred = record.outputs["test_predictions"]
+    size = cam["size"]
+    overlays, titles = [], []
+    for i, values in zip(cam["indices"], cam["maps"], strict=True):
+        heat = np.asarray(values, dtype=np.float32).reshape(size)
+        overlays.append(show_cam_on_image(to_hwc(test_set.images[i]).astype(np.float32), heat,
+                                          use_rgb=True))
+        confidence = pred["confidence_permille"][i] / 10
+        titles.append(f"{test_set.classes[test_set.labels[i]]} / "
+                      f"{test_set.classes[int(pred['pred'][i])]} ({confidence:.0f} %)")
+    return image_grid(overlays, titles, cols=cols, size=1.8, title_colors=["C3"] * len(titles),
+                      suptitle=suptitle or f"GradCAM at {cam['layer']} of the recorded "
+                                           f"{record.recipe} (true / predicted)")
+
+
+def _same_test_set(record, test_set) -> None:
+    if test_set.identity().images_md5 != record.data["test"].images_md5:
+        raise ValueError(f"these test images are not the ones {record.recipe} was scored on "
+                         f"({record.test_set()}): load the same split without FAST slicing")

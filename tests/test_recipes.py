@@ -112,3 +112,18 @@ def test_step3_first_epoch_reproduces_its_committed_record():
     first.pop("seconds"), expected.pop("seconds")
     assert first == expected                       # to the last digit
     assert runner.resolve("s04/step3").config() == record.config
+
+
+def _two_digits(x: float) -> float:
+    return float(f"{x:.2g}")
+
+
+def test_session8_one_cycle_ends_are_the_ones_its_range_test_found():
+    from evakit import records
+
+    sweep = records.load_range("s08/custom-resnet")
+    found = train.LRRangeResult(sweep["lrs"], sweep["losses"])
+    recipe = recipes.get("s08/custom-resnet")
+    assert recipe.lr == _two_digits(found.minimum_lr)
+    assert recipe.lr_start == recipe.lr_end == _two_digits(found.falling_lr)
+    assert sweep["batch_size"] == recipe.batch_size and sweep["data"]["size"] == 50_000

@@ -145,3 +145,15 @@ def test_lr_range_test_matches_torch_lr_finder_on_the_same_batches():
                       smooth_f=0.0, diverge_th=1e9)
     assert ours.lrs == pytest.approx(finder.history["lr"], rel=1e-9)
     assert ours.losses == pytest.approx(finder.history["loss"], rel=1e-5)
+
+
+def test_range_readings_stop_where_the_loss_turns_up():
+    lrs = [10 ** (-4 + i / 10) for i in range(50)]            # 1e-4 … ~8
+    # flat, then falling, lowest at index 29, up, then a spurious second dip (from 40)
+    losses = [2.3] * 10 + [2.3 - 0.05 * i for i in range(1, 21)] + \
+             [1.3 + 0.1 * i for i in range(1, 11)] + [1.0] * 10
+    result = train.LRRangeResult(lrs, losses)
+    assert result.usable == 31                      # 1.5 > 1.1 × 1.3 first at index 31
+    assert result.minimum_lr == lrs[29]             # 1.3, before the turn (not the 1.0 dip)
+    assert result.falling_lr == lrs[10]             # the first point below 0.99 × 2.3
+    assert lrs[10] <= result.suggested_lr <= lrs[29]
