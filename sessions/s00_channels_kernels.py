@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from evakit import data, rf, viz
+from evakit.table import Table
 
 # %% [markdown]
 # ## 1. An image is a stack of channels
@@ -218,7 +219,7 @@ for n, k, p, s in cases:
     actual = F.conv2d(torch.zeros(1, 1, n, n), torch.zeros(1, 1, k, k), padding=p, stride=s)
     assert output_size(n, k, p, s) == rf.conv_output_size(n, k, s, p) == actual.shape[-1]
     rows.append([f"{n}×{n}", f"{k}×{k}", p, s, f"{actual.shape[-1]}×{actual.shape[-1]}"])
-rf.Table(["input", "kernel", "padding", "stride", "output"], rows,
+Table(["input", "kernel", "padding", "stride", "output"], rows,
          "Output sizes, checked against F.conv2d")
 
 # %% [markdown]

@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 from torch import nn
 
-from evakit import data, models, recipes, records, rf, viz
+from evakit import data, models, recipes, records, rf, runner, viz
+from evakit.table import Table
 
 # %% [markdown]
 # ## 1. Why layers?
@@ -186,7 +187,7 @@ for shift in (1, 2, 4):
     sim = [F.cosine_similarity(a.flatten(1), b.flatten(1)).mean().item()
            for a, b in ((fa, fb), (pa, pb), (F.max_pool2d(pa, 2), F.max_pool2d(pb, 2)))]
     rows.append([shift] + [round(s, 3) for s in sim])
-rf.Table(["shift (px)", "no pooling", "after 1 max pool", "after 2 max pools"], rows,
+Table(["shift (px)", "no pooling", "after 1 max pool", "after 2 max pools"], rows,
          "Mean similarity of edge maps of 200 digits and their shifted copies")
 
 # %% [markdown]
@@ -213,7 +214,7 @@ def layers_until_rf(target: int, convs_per_block: int | None = None) -> int:
 
 without_pool = layers_until_rf(400)
 with_pool = layers_until_rf(400, convs_per_block=4)
-rf.Table(["architecture", "layers until RF ≥ 400"],
+Table(["architecture", "layers until RF ≥ 400"],
          [["3×3 convolutions only", without_pool],
           ["(4 × conv 3×3 → max pool 2×2) repeated", with_pool]],
          "A 400×400 input")
@@ -267,7 +268,7 @@ for c_in, c_out, k in [(1, 32, 3), (3, 32, 3), (32, 64, 3), (64, 128, 3), (128, 
     conv = nn.Conv2d(c_in, c_out, k)
     shapes.append([f"{c_in}→{c_out}", f"{k}×{k}", tuple(conv.weight.shape),
                    models.count_parameters(conv), c_out * c_in * k * k + c_out])
-rf.Table(["channels", "kernel", "weight shape", "parameters", "C_out·C_in·k²+C_out"], shapes)
+Table(["channels", "kernel", "weight shape", "parameters", "C_out·C_in·k²+C_out"], shapes)
 
 # %% [markdown]
 # A **1 × 1 convolution** sees one pixel, but all its channels: at every position it computes a
@@ -296,7 +297,7 @@ print("1×1 conv == per-pixel linear map over channels:", tuple(x.shape), "→",
 
 # %%
 recipe = recipes.get("s01/rf-net")
-model = recipes.build_model(recipe)
+model = recipe.build_model()
 table = rf.summary(model, (1, 28, 28))
 assert table.column("RF")[-2] >= 28, "the last layer must see the whole digit"
 table
@@ -305,9 +306,9 @@ table
 # Training it (FAST mode trains on a small slice; the full run is the recorded one below):
 
 # %%
-run = recipes.run(recipe)
-print(f"{'FAST run, 2 000 training images' if S.fast else 'full run'}: test accuracy "
-      f"{run.history.test_acc[-1]:.2f}% after {len(run.history)} epochs")
+run = runner.run(recipe)
+print(f"{run.label}: test accuracy {run.history.test_acc[-1]:.2f}% after "
+      f"{len(run.history)} epochs")
 
 # %% [markdown]
 # What the trained network computes, layer by layer, for one test digit: the first layer's
@@ -325,11 +326,11 @@ viz.feature_maps(run.model, run.model.features[4][1], one_digit, cols=8, limit=1
 
 # %%
 record = records.load("s01/rf-net")
-display(Markdown(records.results_markdown(record)))
-viz.curves({"s01/rf-net": record["history"]});
+display(Markdown(record.results_markdown()))
+viz.curves({"s01/rf-net": record.history});
 
 # %%
-records.epochs_table(record)
+record.epochs_table()
 
 # %% [markdown]
 # The receptive field of 28 is reached only by the final layer; with 1 × 1 mixing and a single

@@ -39,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evakit import data, models, recipes, records, rf, viz
+from evakit import data, models, records, rf, runner, viz
+from evakit.table import Table
 
 # %% [markdown]
 # ## 1. Neurons and fully connected layers
@@ -104,7 +105,7 @@ for name, make in (("fully connected", mlp), ("convolutional", small_cnn)):
     results.append([name, models.count_parameters(make()), round(normal, 2), round(shuffled, 2)])
 viz.image_grid(list(test_set.images[:4]) + list(scrambled(test_set.images[:4])),
                ["original"] * 4 + ["pixels permuted"] * 4, cols=8);
-rf.Table(["network", "parameters", "test acc %, original", "test acc %, permuted pixels"], results,
+Table(["network", "parameters", "test acc %, original", "test acc %, permuted pixels"], results,
          f"3 epochs on {len(train_set):,} training images ({'FAST slice' if S.fast else 'full MNIST'})")
 
 # %% [markdown]
@@ -125,10 +126,9 @@ rf.Table(["network", "parameters", "test acc %, original", "test acc %, permuted
 kernel_sizes = (3, 5, 7, 11)
 trained = {}
 for k in kernel_sizes:
-    run = recipes.run(f"s02/kernel-{k}", verbose=False)
+    run = runner.run(f"s02/kernel-{k}", verbose=False)
     trained[k] = run
-    print(f"kernel {k}×{k}: test accuracy {run.history.test_acc[-1]:.2f}% "
-          f"({'FAST: 2 000 training images' if S.fast else 'full run'})")
+    print(f"kernel {k}×{k}: test accuracy {run.history.test_acc[-1]:.2f}% ({run.label})")
 
 # %%
 for k in kernel_sizes:
@@ -215,7 +215,7 @@ for name, make in (("pyramid", pyramid), ("squeeze-expand", squeeze_expand)):
     convs = [row for row in t.rows[1:-1] if row[1] == "Conv2d"]
     comparison.append([name, " → ".join(str(row[6][0]) for row in convs), convs[-1][8],
                        f"{t.rows[-1][-1]:,}", f"{max(row[9] for row in convs):,}"])
-rf.Table(["network", "conv channels", "RF of last conv", "parameters", "largest layer"],
+Table(["network", "conv channels", "RF of last conv", "parameters", "largest layer"],
          comparison)
 
 # %% [markdown]

@@ -51,7 +51,8 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 from torch import nn
 
-from evakit import check, data, models, recipes, records, rf, sheets, viz
+from evakit import check, data, models, recipes, records, rf, runner, sheets, viz
+from evakit.table import Table
 
 # %% [markdown]
 # ## 1. The network and its error
@@ -138,7 +139,7 @@ a_o = torch.sigmoid(torch.stack([w[4] * a_h[0] + w[5] * a_h[1], w[6] * a_h[0] + 
 E_total = (0.5 * (t - a_o) ** 2).sum()
 E_total.backward()
 torch.testing.assert_close(gradients_by_hand(i, t, w.detach()), w.grad)
-rf.Table(["weight", "value", "∂E_total/∂w (by hand = autograd)"],
+Table(["weight", "value", "∂E_total/∂w (by hand = autograd)"],
          [[f"w{k + 1}", w[k].item(), round(w.grad[k].item(), 9)] for k in range(8)],
          f"E_total = {E_total.item():.9f} at the starting weights")
 
@@ -172,7 +173,7 @@ columns = {lr: sheets.read_columns(computed.path, f"lr={lr:g}") for lr in learni
 missing = "" if "libreoffice" in sheets.engines_available() else "; LibreOffice was not found"
 print(f"Recalculated by {computed.label}{missing}.")
 first_rows = columns[0.5]
-rf.Table(["step", "w1", "w5", "a_h1", "a_o1", "a_o2", "E_total", "∂E/∂w1", "∂E/∂w5"],
+Table(["step", "w1", "w5", "a_h1", "a_o1", "a_o2", "E_total", "∂E/∂w1", "∂E/∂w5"],
          [[first_rows["step"][s]] + [round(first_rows[c][s], 6) for c in
           ("w1", "w5", "a_h1", "a_o1", "a_o2", "E_total", "∂E_total/∂w1", "∂E_total/∂w5")]
           for s in range(6)],
@@ -196,7 +197,7 @@ ax.set_title(f"E_total per step, recalculated by {computed.label}")
 ax.legend()
 ax.grid(alpha=0.3)
 final = {lr: columns[lr]["E_total"][-1] for lr in learning_rates}
-rf.Table(["η", "E_total at step 0", "E_total at step 49", "reduction"],
+Table(["η", "E_total at step 0", "E_total at step 49", "reduction"],
          [[lr, round(columns[lr]["E_total"][0], 6), round(final[lr], 6),
            f"{100 * (1 - final[lr] / columns[lr]['E_total'][0]):.1f} %"] for lr in learning_rates])
 
@@ -313,13 +314,13 @@ rf.summary(model, (1, 28, 28))
 n_train = len(data.load("mnist", "train"))
 batch_rows = []
 for batch_size in (16, 64, 256, 1024):
-    trial = recipes.run(recipes.Recipe("batch-size-trial", "3", "batch size trial",
+    trial = runner.run(recipes.Recipe("batch-size-trial", "3", "batch size trial",
                                        "s03/assignment", epochs=2, batch_size=batch_size,
                                        lr=0.05), verbose=False)
     batch_rows.append([batch_size, -(-n_train // batch_size) * 2,
                        round(trial.history.test_acc[-1], 2)])
 best_batch = max(batch_rows, key=lambda row: row[2])[0]
-display(rf.Table(["batch size", "updates in 2 epochs", "test accuracy %"], batch_rows,
+display(Table(["batch size", "updates in 2 epochs", "test accuracy %"], batch_rows,
                  f"s03 network, 2 epochs, lr 0.05 "
                  f"({'FAST slice of 2 000 images' if S.fast else 'full MNIST'})"))
 display(Markdown(f"Best here: batch size {best_batch}."))
@@ -343,8 +344,8 @@ display(Markdown(f"Best here: batch size {best_batch}."))
 
 # %%
 record = records.load("s03/assignment")
-display(Markdown(records.results_markdown(record)))
-viz.curves({"s03/assignment": record["history"]});
+display(Markdown(record.results_markdown()))
+viz.curves({"s03/assignment": record.history});
 
 # %%
 report = check.grade("s03", record)
@@ -356,9 +357,8 @@ report
 # show the code path; in full mode it reproduces the recorded run.
 
 # %%
-live = recipes.run("s03/assignment", epochs=3 if S.fast else None)
-print(f"{'FAST run (2 000 images, 3 epochs)' if S.fast else 'full run'}: test accuracy "
-      f"{live.history.test_acc[-1]:.2f}%")
+live = runner.run("s03/assignment")
+print(f"{live.label}: test accuracy {live.history.test_acc[-1]:.2f}%")
 
 # %% [markdown]
 # ## Exercises

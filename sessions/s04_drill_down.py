@@ -37,14 +37,15 @@ print(S)
 # %%
 from IPython.display import Markdown, display
 
-from evakit import augment, check, data, recipes, records, rf, viz
+from evakit import augment, check, data, recipes, records, rf, runner, viz
+from evakit.table import Table
 
 
 def show(name: str) -> dict:
     """The recipe's layer table and its recorded results."""
     record = records.load(name)
-    display(rf.summary(recipes.build_model(recipes.get(name)), (1, 28, 28)))
-    display(Markdown(records.results_markdown(record)))
+    display(rf.summary(recipes.get(name).build_model(), (1, 28, 28)))
+    display(Markdown(record.results_markdown()))
     return record
 
 
@@ -90,8 +91,8 @@ r1 = show("s04/code01")
 
 # %%
 r2 = show("s04/code02")
-best = {1: max(r1["history"]["test_acc"]), 2: max(r2["history"]["test_acc"])}
-assert 25 < r1["params"] / r2["params"] < 35 and 98.5 < best[2] < best[1]  # the analysis below
+best = {1: max(r1.history.test_acc), 2: max(r2.history.test_acc)}
+assert 25 < r1.params / r2.params < 35 and 98.5 < best[2] < best[1]  # the analysis below
 
 # %% [markdown]
 # **Analysis.** Thirty times fewer parameters and still in the high 98s: the shape is sound.
@@ -104,7 +105,7 @@ assert 25 < r1["params"] / r2["params"] < 35 and 98.5 < best[2] < best[1]  # the
 
 # %%
 r3 = show("s04/code03")
-assert 15 < r2["params"] / r3["params"] < 20 and max(r3["history"]["train_acc"]) < 99  # below
+assert 15 < r2.params / r3.params < 20 and max(r3.history.train_acc) < 99  # below
 
 # %% [markdown]
 # **Analysis.** Eighteen times fewer parameters than code 2, a few tenths of a percent lower.
@@ -119,12 +120,12 @@ assert 15 < r2["params"] / r3["params"] < 20 and max(r3["history"]["train_acc"])
 
 # %%
 r4 = show("s04/code04")
-h3, h4 = r3["history"], r4["history"]
-lift = max(h4["test_acc"]) - max(h3["test_acc"])
+h3, h4 = r3.history, r4.history
+lift = max(h4.test_acc) - max(h3.test_acc)
 print(f"batch norm: best test accuracy +{lift:.2f} points for {r4['params'] - r3['params']} "
-      f"more parameters; first epoch {h4['test_acc'][0]:.2f} % (code 3: {h3['test_acc'][0]:.2f} %)")
-assert 0.5 < lift < 1.0 and h4["test_acc"][0] > 98                       # the analysis below
-assert max(h4["train_acc"]) > 99.8 and max(h4["train_acc"]) - h4["test_acc"][-1] > 0.5
+      f"more parameters; first epoch {h4.test_acc[0]:.2f} % (code 3: {h3.test_acc[0]:.2f} %)")
+assert 0.5 < lift < 1.0 and h4.test_acc[0] > 98                       # the analysis below
+assert max(h4.train_acc) > 99.8 and max(h4.train_acc) - h4.test_acc[-1] > 0.5
 
 # %% [markdown]
 # **Analysis.** Batch norm lifts the best test accuracy by most of a percent for a handful of
@@ -138,10 +139,10 @@ assert max(h4["train_acc"]) > 99.8 and max(h4["train_acc"]) - h4["test_acc"][-1]
 
 # %%
 r5 = show("s04/code05")
-gap = {name: r["history"]["train_acc"][-1] - r["history"]["test_acc"][-1]
+gap = {name: r.history.train_acc[-1] - r.history.test_acc[-1]
        for name, r in (("code04", r4), ("code05", r5))}
 assert gap["code05"] < 0 < gap["code04"]                                 # the analysis below
-assert r5["history"]["test_acc"][-1] > r4["history"]["test_acc"][-1]
+assert r5.history.test_acc[-1] > r4.history.test_acc[-1]
 
 # %% [markdown]
 # **Analysis.** The gap closes — test accuracy is now *above* train accuracy, because the train
@@ -157,8 +158,8 @@ assert r5["history"]["test_acc"][-1] > r4["history"]["test_acc"][-1]
 
 # %%
 r6 = show("s04/code06")
-assert 0.4 < 1 - r6["params"] / r5["params"] < 0.5                       # "almost half"
-assert max(r6["history"]["test_acc"]) < max(r5["history"]["test_acc"])
+assert 0.4 < 1 - r6.params / r5.params < 0.5                       # "almost half"
+assert max(r6.history.test_acc) < max(r5.history.test_acc)
 
 # %% [markdown]
 # **Analysis.** Parameters drop by almost half and accuracy drops a little: not because GAP is
@@ -172,9 +173,9 @@ assert max(r6["history"]["test_acc"]) < max(r5["history"]["test_acc"])
 
 # %%
 r7 = show("s04/code07")
-best = {name: max(records.load(f"s04/{name}")["history"]["test_acc"])
+best = {name: max(records.load(f"s04/{name}").history.test_acc)
         for name in ("code05", "code06", "code07")}
-assert best["code07"] > best["code05"] > best["code06"] and r7["params"] < r5["params"]
+assert best["code07"] > best["code05"] > best["code06"] and r7.params < r5.params
 
 # %% [markdown]
 # **Analysis.** Better than code 6, and better than code 5 with fewer parameters: the weights
@@ -190,11 +191,11 @@ assert best["code07"] > best["code05"] > best["code06"] and r7["params"] < r5["p
 
 # %%
 r8 = show("s04/code08")
-best8, best7 = max(r8["history"]["test_acc"]), max(r7["history"]["test_acc"])
+best8, best7 = max(r8.history.test_acc), max(r7.history.test_acc)
 print(f"best test accuracy: code 8 {best8:.2f} % with {r8['params']:,} parameters, code 7 "
       f"{best7:.2f} % with {r7['params']:,}")
-assert abs(best8 - best7) < 0.1 and r8["params"] < 0.92 * r7["params"]
-assert r8["history"]["train_acc"][-1] < r8["history"]["test_acc"][-1]
+assert abs(best8 - best7) < 0.1 and r8.params < 0.92 * r7.params
+assert r8.history.train_acc[-1] < r8.history.test_acc[-1]
 
 # %% [markdown]
 # **Analysis.** As good as code 7 with about a tenth fewer parameters — pooling at RF 5 moves
@@ -209,10 +210,10 @@ assert r8["history"]["train_acc"][-1] < r8["history"]["test_acc"][-1]
 
 # %%
 r9 = show("s04/code09")
-h8, h9 = r8["history"], r9["history"]
-print(f"final train accuracy: code 8 {h8['train_acc'][-1]:.2f} %, code 9 {h9['train_acc'][-1]:.2f} %;"
-      f" best test: code 8 {max(h8['test_acc']):.2f} %, code 9 {max(h9['test_acc']):.2f} %")
-assert h9["train_acc"][-1] < h8["train_acc"][-1] and abs(max(h9["test_acc"]) - max(h8["test_acc"])) < 0.1
+h8, h9 = r8.history, r9.history
+print(f"final train accuracy: code 8 {h8.train_acc[-1]:.2f} %, code 9 {h9.train_acc[-1]:.2f} %;"
+      f" best test: code 8 {max(h8.test_acc):.2f} %, code 9 {max(h9.test_acc):.2f} %")
+assert h9.train_acc[-1] < h8.train_acc[-1] and abs(max(h9.test_acc) - max(h8.test_acc)) < 0.1
 
 # %% [markdown]
 # **Analysis.** Rotation makes training harder — the final train accuracy is lower than code
@@ -228,13 +229,13 @@ assert h9["train_acc"][-1] < h8["train_acc"][-1] and abs(max(h9["test_acc"]) - m
 
 # %%
 r10 = show("s04/code10")
-h10 = r10["history"]["test_acc"]
+h10 = r10.history.test_acc
 settled = next(e for e in range(len(h10)) if min(h10[e:]) >= 99.4) + 1
 spread = max(h10[-5:]) - min(h10[-5:])
 display(Markdown(f"Code 10 is at or above 99.4 % in every epoch from epoch {settled} on; over the "
                  f"last five epochs its test accuracy moves by {spread:.2f} points (code 9: "
-                 f"{max(h9['test_acc'][-5:]) - min(h9['test_acc'][-5:]):.2f})."))
-assert settled <= 10 and spread < max(h9["test_acc"][-5:]) - min(h9["test_acc"][-5:])
+                 f"{max(h9.test_acc[-5:]) - min(h9.test_acc[-5:]):.2f})."))
+assert settled <= 10 and spread < max(h9.test_acc[-5:]) - min(h9.test_acc[-5:])
 
 # %% [markdown]
 # **Analysis.** This is the improvement the seed expected from the schedule, and the records
@@ -244,7 +245,7 @@ assert settled <= 10 and spread < max(h9["test_acc"][-5:]) - min(h9["test_acc"][
 # below build on exactly this, with a one-cycle schedule.
 
 # %%
-viz.curves({name.split("/")[1]: records.load(name)["history"]
+viz.curves({name.split("/")[1]: records.load(name).history
             for name in ("s04/code03", "s04/code04", "s04/code05", "s04/code09")});
 
 # %%
@@ -267,11 +268,11 @@ s1 = show("s04/step1")
 check.grade("s04", s1)
 
 # %%
-h1 = s1["history"]
-last3 = ", ".join(f"{a:.2f}" for a in h1["test_acc"][-3:])
-assert min(h1["test_acc"][-3:]) < 99.4 and h1["train_acc"][-1] > h1["test_acc"][-1]
-print(f"last three test epochs {last3}; final train {h1['train_acc'][-1]:.2f} % vs test "
-      f"{h1['test_acc'][-1]:.2f} %")
+h1 = s1.history
+last3 = ", ".join(f"{a:.2f}" for a in h1.test_acc[-3:])
+assert min(h1.test_acc[-3:]) < 99.4 and h1.train_acc[-1] > h1.test_acc[-1]
+print(f"last three test epochs {last3}; final train {h1.train_acc[-1]:.2f} % vs test "
+      f"{h1.test_acc[-1]:.2f} %")
 
 # %% [markdown]
 # **Analysis.** Close, but the last epochs stay under 99.4 % (printed above; the best epoch
@@ -287,11 +288,11 @@ s2 = show("s04/step2")
 check.grade("s04", s2)
 
 # %%
-h2 = s2["history"]
-assert h2["train_acc"][-1] < h2["test_acc"][-1], "the prose says the gap is negative"
-assert max(h2["test_acc"][-3:]) < 99.4 < max(h2["test_acc"]) + 0.1
-print(f"final train {h2['train_acc'][-1]:.2f} % vs test {h2['test_acc'][-1]:.2f} %; best test "
-      f"{max(h2['test_acc']):.2f} %; last three {[round(a, 2) for a in h2['test_acc'][-3:]]}")
+h2 = s2.history
+assert h2.train_acc[-1] < h2.test_acc[-1], "the prose says the gap is negative"
+assert max(h2.test_acc[-3:]) < 99.4 < max(h2.test_acc) + 0.1
+print(f"final train {h2.train_acc[-1]:.2f} % vs test {h2.test_acc[-1]:.2f} %; best test "
+      f"{max(h2.test_acc):.2f} %; last three {[round(a, 2) for a in h2.test_acc[-3:]]}")
 
 # %% [markdown]
 # **Analysis.** The gap is now negative (regularised: train below test) and the best epoch
@@ -311,13 +312,13 @@ print(f"final train {h2['train_acc'][-1]:.2f} % vs test {h2['test_acc'][-1]:.2f}
 s3 = show("s04/step3")
 
 
-def seed_table(recipe: str) -> tuple[rf.Table, dict, dict]:
+def seed_table(recipe: str) -> tuple[Table, dict, dict]:
     """Each seed's record of ``recipe``, its verdict, and a table of both."""
     runs = {seed: records.load(recipe, seed=None if seed == 1 else seed) for seed in (1, 2, 3)}
     verdicts = {seed: check.grade("s04", r) for seed, r in runs.items()}
     where = sorted({r["device_name"] for r in runs.values()})
-    table = rf.Table(["seed", "last three test accuracies %", "all constraints"],
-                     [[seed, ", ".join(f"{a:.2f}" for a in r["history"]["test_acc"][-3:]),
+    table = Table(["seed", "last three test accuracies %", "all constraints"],
+                     [[seed, ", ".join(f"{a:.2f}" for a in r.history.test_acc[-3:]),
                        "PASS" if verdicts[seed].passed else "FAIL"] for seed, r in runs.items()],
                      f"{recipe}, {runs[1]['params']:,} parameters, on three seeds "
                      f"({', '.join(where)})")
@@ -338,9 +339,9 @@ display(Markdown(f"**{step3_passed} of 3 seeds** meet every constraint."))
 
 # %%
 assert step3_passed == 3, "the prose above says step 3 holds on all three seeds"
-assert s3["params"] < 7000, "the prose says fewer than 7 000 parameters"
+assert s3.params < 7000, "the prose says fewer than 7 000 parameters"
 print(s3["recipe"], "— last three epochs, worst seed:",
-      min(min(r["history"]["test_acc"][-3:]) for r in step3_runs.values()))
+      min(min(r.history.test_acc[-3:]) for r in step3_runs.values()))
 
 # %% [markdown]
 # ### The ≤ 6 000 attempt
@@ -352,7 +353,7 @@ print(s3["recipe"], "— last three epochs, worst seed:",
 lean_table, lean_runs, lean_verdicts = seed_table("s04/step3-lean")
 display(lean_table)
 lean_passed = sum(v.passed for v in lean_verdicts.values())
-lean_last3 = [r["history"]["test_acc"][-3:] for r in lean_runs.values()]
+lean_last3 = [r.history.test_acc[-3:] for r in lean_runs.values()]
 display(Markdown(
     f"**{lean_passed} of 3 seeds** meet every constraint; the best of the last-three accuracies "
     f"reach {max(max(x) for x in lean_last3):.2f} %, the worst {min(min(x) for x in lean_last3):.2f} %."))
@@ -373,9 +374,8 @@ assert lean_passed < 3, "the prose above says the lean variant does not hold on 
 # full mode it reproduces the recorded run.
 
 # %%
-live = recipes.run("s04/step3", epochs=3 if S.fast else None, verbose=False)
-print(f"{'FAST (2 000 images, 3 epochs)' if S.fast else 'full run'}: test accuracy by epoch",
-      [round(a, 2) for a in live.history.test_acc])
+live = runner.run("s04/step3", verbose=False)
+print(f"{live.label}: test accuracy by epoch", [round(a, 2) for a in live.history.test_acc])
 
 # %% [markdown]
 # ## Exercises
@@ -392,9 +392,9 @@ print(f"{'FAST (2 000 images, 3 epochs)' if S.fast else 'full run'}: test accura
 # ```
 
 # %%
-table = rf.summary(recipes.build_model(recipes.get("s04/step3")), (1, 28, 28))
-convs = [row for row in table.rows if row[1] == "Conv2d"]
-print("3: RF of the last 3×3 convolution before GAP:", [row for row in convs if row[2] == 3][-1][8])
+table = rf.summary(recipes.get("s04/step3").build_model(), (1, 28, 28))
+last_3x3 = table.rows_where(type="Conv2d", kernel=3)[-1]
+print("3: RF of the last 3×3 convolution before GAP:", last_3x3["RF"])
 
 # %% [markdown]
 # ## Summary

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 from torch import nn
 
-from evakit import data, models, recipes, records, rf, train, viz
+from evakit import data, models, records, rf, viz
 
 # %% [markdown]
 # ## 1. Normalization versus histogram equalization
@@ -335,12 +335,12 @@ records.overview(variants)
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(14, 5))
 for i, (name, r) in enumerate(runs.items()):
-    h = r["history"]
-    epochs = range(1, len(h["test_loss"]) + 1)
-    axes[0].plot(epochs, h["test_loss"], color=f"C{i}", label=name)
-    axes[1].plot(epochs, h["test_acc"], color=f"C{i}", label=name)
-    best = int(np.argmax(h["test_acc"]))
-    axes[1].annotate(f"{h['test_acc'][best]:.2f}", (best + 1, h["test_acc"][best]),
+    h = r.history
+    epochs = range(1, len(h.test_loss) + 1)
+    axes[0].plot(epochs, h.test_loss, color=f"C{i}", label=name)
+    axes[1].plot(epochs, h.test_acc, color=f"C{i}", label=name)
+    best = int(np.argmax(h.test_acc))
+    axes[1].annotate(f"{h.test_acc[best]:.2f}", (best + 1, h.test_acc[best]),
                      textcoords="offset points", xytext=(0, 8), ha="center", color=f"C{i}")
 axes[0].set_title("graph 1: test loss")
 axes[1].set_title("graph 2: test accuracy (best epoch annotated)")
@@ -355,9 +355,9 @@ fig.tight_layout()
 # **Findings**, generated from the records:
 
 # %%
-final = {name: r["history"]["test_acc"][-1] for name, r in runs.items()}
-best = {name: max(r["history"]["test_acc"]) for name, r in runs.items()}
-gaps = {name: r["history"]["train_acc"][-1] - r["history"]["test_acc"][-1] for name, r in runs.items()}
+final = {name: r.history.test_acc[-1] for name, r in runs.items()}
+best = {name: max(r.history.test_acc) for name, r in runs.items()}
+gaps = {name: r.history.train_acc[-1] - r.history.test_acc[-1] for name, r in runs.items()}
 ranking = sorted(variants, key=final.get, reverse=True)
 lines = ["- Final test accuracy, best first: " + ", ".join(f"{n} {final[n]:.2f} %" for n in ranking) + "."]
 lines.append(f"- Best epoch overall: {max(best, key=best.get)} at {max(best.values()):.2f} %.")
@@ -366,26 +366,21 @@ lines.append("- Train − test accuracy in the last epoch (dropout is active in 
 bn_l1 = runs["s05/bn-l1"]["history"]
 lines.append(f"- L1 on top of BN: final {final['s05/bn-l1']:.2f} % against {final['s05/bn']:.2f} % "
              f"without it; its training loss includes the penalty, so compare test losses "
-             f"({bn_l1['test_loss'][-1]:.4f} vs {runs['s05/bn']['history']['test_loss'][-1]:.4f}).")
+             f"({bn_l1.test_loss[-1]:.4f} vs {runs['s05/bn'].history.test_loss[-1]:.4f}).")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
-# The records hold the curves; the models themselves are not stored with them. To see *what*
-# each variant gets wrong, the next cell trains each variant here — on the FAST slice when
-# `EVAKIT_FAST` is set (then these are not the recorded models, and the galleries show a
-# FAST model's mistakes), at full size otherwise — and shows 10 misclassified test digits per
-# model as a 5 × 2 grid.
+# Each record keeps the recorded model's prediction for every test image, so the galleries
+# below show what *those* models get wrong — 10 misclassified test digits per variant, as a
+# 5 × 2 grid.
 
 # %%
-test_set = data.load("mnist", "test")
-test_batches = data.Loader(test_set, 1000)
+test_set = data.load("mnist", "test", fast=False)
 for name in variants:
-    live = recipes.run(name, epochs=4 if S.fast else None, verbose=False)
-    preds, labels = train.predict(live.model, test_batches)
-    fig = viz.misclassified(test_set.images, preds, labels, test_set.classes,
-                            suptitle=f"{name}: 10 misclassified, true / predicted "
-                                     f"({'FAST model' if S.fast else 'full run'}, "
-                                     f"test acc {live.history.test_acc[-1]:.2f} %)")
+    record = runs[name]
+    fig = viz.misclassified_from_record(record, test_set,
+                                        suptitle=f"{name}: 10 misclassified, true / predicted "
+                                                 f"(test acc {record.final_test_acc:.2f} %)")
 
 # %% [markdown]
 # ## Exercises

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 from pytorch_grad_cam import GradCAM
 
-from evakit import data, recipes, records, train, viz
+from evakit import data, recipes, records, runner, train, viz
 
 # %% [markdown]
 # ## 1. A network to look inside
@@ -57,19 +57,18 @@ from evakit import data, recipes, records, train, viz
 
 # %%
 recipe = recipes.get("s07/resnet18")
-if S.fast:
-    recipe = replace(recipe, model_kwargs={"width": 16})
-run = recipes.run(recipe, epochs=2 if S.fast else None, limit=600 if S.fast else None)
+run = runner.run(recipe)
 model = run.model.eval()
-label = "FAST ResNet18 (¼ width, 600 images, 2 epochs)" if S.fast else "ResNet18, full run"
-print(f"{label}: {run.params:,} parameters, test accuracy {run.history.test_acc[-1]:.2f} %")
+print(f"ResNet18, {run.label}: {run.params:,} parameters, test accuracy "
+      f"{run.history.test_acc[-1]:.2f} %")
 
 # %%
 test_set = data.load("cifar10", "test")
 test_batches = data.Loader(test_set, 500)
 inputs, targets = next(iter(test_batches))
 classes = test_set.classes
-preds, labels = train.predict(model, test_batches)
+probs, labels = train.predict(model, test_batches)
+preds = probs.argmax(1)
 print(f"{int((preds != labels).sum())} of {len(labels)} test images misclassified")
 
 # %% [markdown]
@@ -304,11 +303,8 @@ print(f"SGD changes side {sgd_sign_changes} times in its first 20 steps; widest 
 # is then not one to train with.)
 
 # %%
-sweep_model = recipes.build_model(recipe)
-sweep_batches, _ = recipes.loaders(replace(recipe, batch_size=32) if S.fast else recipe)
-sweep = train.lr_range_test(sweep_model, sweep_batches,
-                            torch.optim.SGD(sweep_model.parameters(), lr=1e-7, momentum=0.9),
-                            start_lr=1e-5, end_lr=10, num_iter=16 if S.fast else 200)
+sweep = runner.lr_find(replace(recipe, batch_size=32) if S.fast else recipe, start_lr=1e-5,
+                       iterations=16 if S.fast else 200).result
 fig = viz.lr_range(sweep)
 print(f"steepest descent at lr ≈ {sweep.suggested_lr:.2g}"
       + (" (FAST sweep of 16 batches: illustrative only)" if S.fast else ""))
@@ -339,7 +335,7 @@ plateau_probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(plateau_probe, factor=0.1, patience=2)
 code04 = records.load("s04/code04")
 plateau_lrs = []
-for test_loss in code04["history"]["test_loss"]:
+for test_loss in code04.history.test_loss:
     plateau_lrs.append(plateau_probe.param_groups[0]["lr"])
     plateau.step(test_loss)
 
@@ -358,7 +354,7 @@ axes[1].set_yscale("log")
 axes[1].set_xlabel("epoch")
 axes[1].set_ylabel("lr")
 twin2 = axes[1].twinx()
-twin2.plot(e, code04["history"]["test_loss"], "o-", color="C2", markersize=3)
+twin2.plot(e, code04.history.test_loss, "o-", color="C2", markersize=3)
 twin2.set_ylabel("test loss (s04/code04 record)")
 axes[1].set_title("ReduceLROnPlateau(factor 0.1, patience 2)")
 fig.tight_layout()

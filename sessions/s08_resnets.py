@@ -47,7 +47,8 @@ import torchvision
 from IPython.display import Markdown, display
 from torch import nn
 
-from evakit import check, models, recipes, records, rf, train, viz
+from evakit import check, models, recipes, records, rf, runner, train, viz
+from evakit.table import Table
 
 # %% [markdown]
 # ## 1. VGG: depth from small kernels
@@ -71,7 +72,7 @@ vgg_table = rf.summary(vgg.features, (3, 224, 224))
 display(vgg_table)
 
 
-def last_conv_rf(table: rf.Table) -> int:
+def last_conv_rf(table: Table) -> int:
     """The receptive field of the last convolution in an evakit.rf table."""
     return [r for t, r in zip(table.column("type"), table.column("RF"), strict=True)
             if t == "Conv2d"][-1]
@@ -212,7 +213,7 @@ for name, net in real.items():
     table = rf.summary(net.eval(), (3, 224, 224))
     rows.append([name, f"{models.count_parameters(net):,}", last_conv_rf(table),
                  rf.receptive_field(net, (3, 224, 224))])
-display(rf.Table(["network", "parameters", "RF, last conv", "RF, last layer"], rows,
+display(Table(["network", "parameters", "RF, last conv", "RF, last layer"], rows,
                  "computed by evakit.rf.summary for a 224×224 input"))
 assert all(r[2] > 224 for r in rows[1:]) and rows[3][2] == 427
 
@@ -270,7 +271,7 @@ assert abs(peak_epoch - 5) < 0.05
 # %%
 assert (recipe.lr, recipe.nesterov, recipe.momentum, recipe.weight_decay) == (0.4, True, 0.9, 5e-4)
 sweep_recipe = replace(recipe, model_kwargs={"width": 16}, batch_size=32) if S.fast else recipe
-sweep_model = recipes.build_model(sweep_recipe)
+sweep_model = sweep_recipe.build_model()
 sweep_batches, _ = recipes.loaders(sweep_recipe)
 sweep = train.lr_range_test(sweep_model, sweep_batches,
                             torch.optim.SGD(sweep_model.parameters(), lr=1e-5, momentum=0.9,
@@ -320,12 +321,10 @@ assert report.passed and convs == 8 and round(models.count_parameters(net) / 1e6
 # in FAST mode a narrow copy runs two epochs on 1 000 images to show the loop works:
 
 # %%
-train_recipe = replace(recipe, model_kwargs={"width": 16}) if S.fast else recipe
-live = recipes.run(train_recipe, epochs=2 if S.fast else None, limit=1000 if S.fast else None)
-tag = "FAST smoke run, ¼ width (not a result)" if S.fast else "full run"
-print(f"{tag}: test accuracy {live.history.test_acc[-1]:.2f} % after {len(live.history)} "
-      f"epochs, {live.wall_seconds:.0f} s on {live.device}")
-fig = viz.curves({tag: live.history.to_dict()})
+live = runner.run(recipe)
+print(f"{live.label}: test accuracy {live.history.test_acc[-1]:.2f} % after "
+      f"{len(live.history)} epochs, {live.wall_seconds:.0f} s on {live.device} ({live.precision})")
+fig = viz.curves({live.label: live.history})
 
 # %%
 display(Markdown(records.results_or_missing("s08/custom-resnet")))

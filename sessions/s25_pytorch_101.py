@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 from torch import nn
 
-from evakit import data, models, recipes, records, rf, viz
+from evakit import data, models, recipes, records, rf, runner, viz
 
 # %% [markdown]
 # ## 1. Tensors: shape, dtype, device
@@ -232,7 +232,7 @@ viz.image_grid(example_x[:8], [f"{d} + {n} = {s}" for n, (d, s) in
 
 # %%
 recipe = recipes.get("s25/digit-sum")
-model = recipes.build_model(recipe)
+model = recipe.build_model()
 print(model)
 out = model(example_x[:4], example_n[:4])
 print("output", tuple(out.shape), "= 10 digit logits + 19 sum logits |",
@@ -245,8 +245,8 @@ rf.summary(model.features, (1, 28, 28))
 # `EVAKIT_FAST` is set, and on all of MNIST otherwise:
 
 # %%
-run = recipes.run(recipe, epochs=3 if S.fast else None)
-print(f"{'FAST run (2 000 images, 3 epochs)' if S.fast else 'full run'}: digit "
+run = runner.run(recipe)
+print(f"{run.label}: digit "
       f"{run.metrics['digit_acc']:.2f}%, sum {run.metrics['sum_acc']:.2f}%, both "
       f"{run.history.test_acc[-1]:.2f}%")
 
@@ -255,12 +255,12 @@ print(f"{'FAST run (2 000 images, 3 epochs)' if S.fast else 'full run'}: digit "
 
 # %%
 record = records.load("s25/digit-sum")
-m = record["metrics"]
-display(Markdown(f"**Result.** {record['params']:,} parameters; after {record['epochs_run']} "
+m = record.metrics
+display(Markdown(f"**Result.** {record.params:,} parameters; after {record.epochs_run} "
                  f"epochs, digit accuracy **{m['digit_acc']:.2f} %**, sum accuracy "
                  f"**{m['sum_acc']:.2f} %**, both right {m['test_acc']:.2f} % "
-                 f"(test images, each with a fixed random integer). *{records.provenance(record)}.*"))
-viz.curves({"s25/digit-sum (both right)": record["history"]});
+                 f"(test images, each with a fixed random integer). *{record.provenance()}.*"))
+viz.curves({"s25/digit-sum (both right)": record.history});
 display(Markdown(f"The sum head is right on {m['sum_acc']:.2f} % of test images against "
                  f"{m['digit_acc']:.2f} % for the digit head, a gap of "
                  f"{m['digit_acc'] - m['sum_acc']:.2f} points."))
