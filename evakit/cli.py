@@ -8,6 +8,8 @@
     evakit sheet backprop|feedforward -o FILE [--lr LR ...] [--steps N]
     evakit check SESSION RECORD            grade a recorded run (a recipe name or a JSON path)
     evakit bench loader|s04|cifar          speed figures, with a baseline from the same run
+    evakit anchors ANNOTATIONS.json [--k 3 4 5 6] [--plot FILE]
+                                           anchor boxes by k-means (1 - IoU) on COCO-format boxes
     evakit notebooks [--check]             regenerate (or check) the sessions' .ipynb twins
 
 Bad input ends with one sentence on stderr and exit status 2.
@@ -106,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--device", help="cpu, cuda, mps (default: the fastest here)")
     b.add_argument("--parity-steps", type=_positive, default=300,
                    help="batches of the fp32-vs-bf16 parity run (precision; 0 skips it)")
+    a = sub.add_parser("anchors", help="anchor boxes by k-means with distance 1 - IoU")
+    a.add_argument("annotations", type=Path, help="a COCO-format annotation file (.json)")
+    a.add_argument("--k", type=_positive, nargs="+", default=[3, 4, 5, 6],
+                   help="numbers of anchors to fit (default: 3 4 5 6)")
+    a.add_argument("--plot", type=Path, help="save mean IoU against k and the anchors here")
     n = sub.add_parser("notebooks", help="regenerate the sessions' .ipynb twins")
     n.add_argument("--check", action="store_true", help="only report stale twins (exit 1)")
     return p
@@ -150,7 +157,7 @@ def _train(args) -> int:
           + "".join(f", {k} {v:.2f}%" for k, v in run.metrics.items() if k != "test_acc"))
     if args.record:
         outputs = evidence.collect(run, run.test_set)
-        if run.params <= records.MAX_WEIGHTS and run.base.seed == run.recipe.seed:
+        if run.params <= records.MAX_WEIGHTS:
             print("weights written to", records.save_weights(run))
         print("record written to", records.save(records.make(run, git=git, outputs=outputs)))
     return 0
@@ -286,6 +293,27 @@ def _bench_s08(bench) -> int:
     return 0
 
 
+def _anchors(args) -> int:
+    from evakit import detect
+    from evakit.errors import ArgumentError
+    if not args.annotations.is_file():
+        raise ArgumentError(f"no file at {args.annotations}: expected a COCO-format annotation "
+                            "file (.json)")
+    if args.plot is not None and not args.plot.resolve().parent.is_dir():
+        raise ArgumentError(f"--plot {args.plot}: its folder does not exist; give a file in an "
+                            "existing folder")
+    report = detect.anchors_report(args.annotations, args.k)
+    print(report)
+    if args.plot is not None:
+        try:
+            report.figure().savefig(args.plot, dpi=120)
+        except OSError as e:
+            raise ArgumentError(f"--plot {args.plot} could not be written ({e.strerror or e}): "
+                                "give a file in an existing, writable folder") from None
+        print("figure written to", args.plot)
+    return 0
+
+
 def _notebooks(args) -> int:
     from evakit import notebooks
     root = Path.cwd()
@@ -304,7 +332,7 @@ def _notebooks(args) -> int:
 
 _COMMANDS = {"recipes": _recipes, "train": _train, "lr-find": _lr_find, "summary": _summary,
              "sheet": _sheet,
-             "check": _check, "bench": _bench, "notebooks": _notebooks}
+             "check": _check, "bench": _bench, "anchors": _anchors, "notebooks": _notebooks}
 
 
 if __name__ == "__main__":

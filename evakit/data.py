@@ -71,6 +71,7 @@ class DataIdentity:
         images_md5: md5 of the images as N×H×W×C uint8 bytes.
         labels_md5: md5 of the labels as N int64 bytes.
         note: what is partial or special about it (e.g. the first 1,000 official test images).
+        unit: what ``size`` counts (images; tokens for a text, whose ids ``images_md5`` hashes).
     """
 
     dataset: str
@@ -79,11 +80,12 @@ class DataIdentity:
     images_md5: str
     labels_md5: str
     note: str = ""
+    unit: str = "images"
 
     def describe(self) -> str:
         """One line for a page: dataset, split, size, note and a short hash."""
         note = f", {self.note}" if self.note else ""
-        return (f"{self.dataset} {self.split}: {self.size:,} images{note} "
+        return (f"{self.dataset} {self.split}: {self.size:,} {self.unit}{note} "
                 f"(md5 {self.images_md5[:8]})")
 
 

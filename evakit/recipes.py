@@ -78,12 +78,18 @@ class Recipe:
     pipeline: str = "batch"         # "batch" (evakit's tensor loader) or "albumentations"
     l1: float = 0.0                 # weight of the L1 penalty on all weights
     precision: str | None = "fp32"  # "fp32", "bf16", or None for the fastest correct one here
+    steps: int | None = None        # batches per epoch where batches are sampled (text)
     seed: int = 1
     fast: Fast = field(default_factory=Fast, compare=False)
 
     def build_model(self) -> nn.Module:
         """The recipe's model, freshly initialised."""
         return models.create(self.model, **self.model_kwargs)
+
+    def build_model_config(self) -> dict:
+        """The model's settings as built (its ``config`` as a dict, when it has one)."""
+        config = getattr(self.build_model(), "config", None)
+        return asdict(config) if config is not None else dict(self.model_kwargs)
 
     @property
     def input_size(self) -> tuple[int, ...]:
@@ -210,6 +216,36 @@ _add(Recipe("s08/custom-resnet", "8", "Session 8 assignment: the custom ResNet, 
             nesterov=True, weight_decay=5e-4, scheduler="onecycle", pct_start=5 / 24,
             crop_padding=4, flip=True, cutout=8, precision=None,
             fast=Fast(epochs=2, limit=1000, model_kwargs={"width": 16})))
+
+
+# Session 9: the spatial transformer (MNIST, distorted on the fly so there is something to
+# undo) and the assignment, ULTIMUS (24 epochs, one-cycle peaking at epoch 5, Adam).
+_add(Recipe("s09/stn", "9", "Session 9: a spatial transformer in front of a small classifier; "
+            "MNIST rotated ±45°, shifted ±10 %, zoomed ±20 % on the fly.", "s09/stn",
+            epochs=8, optimizer="adam", lr=2e-3, scheduler="onecycle", rotation=45.0,
+            shift=0.1, scale=0.2, fast=Fast(epochs=2)))
+_add(Recipe("s09/ultimus", "9", "Session 9 assignment: C → C → C → GAP → 4 × ULTIMUS → FC, "
+            "24 epochs, one-cycle peaking at epoch 5, Adam; crop + flip.", "s09/ultimus",
+            dataset="cifar10", epochs=24, batch_size=128, optimizer="adam", lr=0.01,
+            scheduler="onecycle", pct_start=5 / 24, crop_padding=4, flip=True, precision=None,
+            fast=Fast(epochs=2, limit=1000)))
+
+# Session 10: the ViT assignment on CIFAR-10, sized for this 2-core CPU (a bf16 training step
+# measured at ~370 images/s on one thread, so ~25 epochs fit in about 35 minutes on two), and
+# assignment A, ResNet18 on Tiny ImageNet, for a GPU with the data (none of it is here).
+_add(Recipe("s10/vit", "10", "Session 10 assignment: a ViT (4×4 patches → 64 tokens + CLS, "
+            "width 96, 6 blocks of 4 heads, MLP ×3) on CIFAR-10; AdamW, one-cycle, label "
+            "smoothing 0.1, crop + flip.", "s10/vit", dataset="cifar10", epochs=25,
+            batch_size=128, optimizer="adamw", lr=1e-3, weight_decay=0.05, label_smoothing=0.1,
+            scheduler="onecycle", pct_start=0.2, crop_padding=4, flip=True, precision=None,
+            fast=Fast(epochs=2, limit=1000, model_kwargs={"dim": 32, "heads": 2})))
+_add(Recipe("s10/tiny-imagenet-resnet18", "10", "Session 10 assignment A: ResNet18 (CIFAR "
+            "stem) on Tiny ImageNet — 200 classes at 64×64, the 110 000 labelled images split "
+            "70/30 per class (seed 0) — 50 epochs, target ≥ 50 %.", "s07/resnet18",
+            {"classes": 200}, dataset="tiny-imagenet", task="tiny-imagenet", epochs=50,
+            batch_size=256, lr=0.2, nesterov=True, weight_decay=5e-4, label_smoothing=0.1,
+            scheduler="onecycle", pct_start=0.2, crop_padding=8, flip=True, precision=None,
+            fast=Fast(epochs=1, limit=500, model_kwargs={"width": 16})))
 
 
 def names() -> list[str]:

@@ -293,14 +293,15 @@ def results_or_missing(recipe: str, directory: Path | None = None) -> str:
     return load(recipe, directory).results_markdown()
 
 
-# A model this small (at most ~1 MB of float16) keeps its final weights beside its record, so a
+# A model this small (at most ~1.8 MB of float16) keeps its final weights beside its record, so a
 # page can use the recorded model itself; larger ones keep only their evidence (see evidence).
-MAX_WEIGHTS = 600_000
+MAX_WEIGHTS = 900_000
 
 
-def weights_path(recipe: str, directory: Path | None = None) -> Path:
+def weights_path(recipe: str, directory: Path | None = None, seed: int | None = None) -> Path:
     """Where the final weights of ``recipe``'s recorded run live (small models only)."""
-    return (directory or records_dir()) / f"{recipe}.weights.pt"
+    suffix = f"-seed{seed}" if seed is not None else ""
+    return (directory or records_dir()) / f"{recipe}{suffix}.weights.pt"
 
 
 def save_weights(run, directory: Path | None = None) -> Path:
@@ -310,15 +311,16 @@ def save_weights(run, directory: Path | None = None) -> Path:
                           f"most {MAX_WEIGHTS:,} keep their weights in the repository")
     state = {k: v.detach().cpu().to(torch.float16) if v.is_floating_point() else v.cpu()
              for k, v in run.model.state_dict().items()}
-    return atomic_write(weights_path(run.recipe.name, directory),
+    seed = None if run.base is not None and run.recipe.seed == run.base.seed else run.recipe.seed
+    return atomic_write(weights_path(run.recipe.name, directory, seed),
                         lambda tmp: torch.save(state, tmp))
 
 
-def load_model(recipe: str, directory: Path | None = None):
-    """The recorded model of ``recipe`` (weights kept with its record), in eval mode."""
+def load_model(recipe: str, directory: Path | None = None, seed: int | None = None):
+    """The recorded model of ``recipe`` (of its run on ``seed``), in eval mode."""
     from evakit import recipes
 
-    path = weights_path(recipe, directory)
+    path = weights_path(recipe, directory, seed)
     if not path.is_file():
         raise RecordError(f"no recorded weights for {recipe!r} at {path}: only small models "
                           f"keep them; run `evakit train {recipe} --record` to make them")

@@ -111,3 +111,113 @@ def get(name: str) -> Task:
     if name not in TASKS:
         raise ArgumentError(f"unknown task {name!r}: expected one of {sorted(TASKS)}")
     return TASKS[name]
+
+
+EVAL_BATCHES = 50
+
+
+class NextToken(Task):
+    """Language modelling on Tiny Shakespeare: predict token t + 1 from tokens ≤ t.
+
+    The recipe's ``dataset`` names the tokenization (``"shakespeare-char"`` or
+    ``"shakespeare-bpe"``, its vocabulary the model's ``vocab_size``); an epoch is
+    ``recipe.steps`` batches of random windows of the model's ``block_size``; the test set is
+    the held-out last 10 % of the text, scored on a fixed draw of 50 batches. Accuracy counts
+    tokens predicted exactly.
+    """
+
+    name: ClassVar[str] = "next-token"
+    masked: ClassVar[bool] = False
+
+    def load(self, recipe: Recipe, fast: bool):
+        from evakit import text
+
+        vocab = recipe.model_kwargs.get("vocab_size")
+        sets = text.shakespeare_tokens(recipe.dataset, vocab_size=vocab, mask=self.masked,
+                                       fast=fast)
+        size = sets[0].tokenizer.vocab_size
+        if vocab is not None and vocab != size:
+            raise ArgumentError(f"recipe {recipe.name}: the model's vocab_size is {vocab} but "
+                                f"the {recipe.dataset} tokenizer has {size} tokens")
+        return sets
+
+    def _masking(self, tokens):
+        return None
+
+    def batches(self, recipe: Recipe, train_set, test_set, device: torch.device):
+        from evakit import text
+
+        if recipe.steps is None:
+            raise ArgumentError(f"recipe {recipe.name} samples its batches, so it needs steps "
+                                "(batches per epoch)")
+        block = recipe.build_model_config()["block_size"]
+        masking = self._masking(train_set)
+        train_batches = text.TokenLoader(train_set.tokens, block, recipe.batch_size,
+                                         recipe.steps, seed=recipe.seed, device=device,
+                                         masking=masking)
+        held_out = text.TokenLoader(test_set.tokens, block, recipe.batch_size, EVAL_BATCHES,
+                                    seed=recipe.seed + 1, device=device, masking=masking)
+        return train_batches, list(held_out)       # the same test batches every epoch
+
+    def loss(self, recipe: Recipe):
+        smoothing = recipe.label_smoothing
+
+        def token_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(out.flatten(0, 1), y.flatten(), ignore_index=-100,
+                                   label_smoothing=smoothing)
+        return token_loss
+
+    def correct(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        scored = y != -100
+        return out.argmax(-1)[scored] == y[scored]
+
+
+class MaskedTokens(NextToken):
+    """BERT's task: recover the 15 % of tokens chosen for masking (80/10/10 rule).
+
+    Accuracy counts the chosen tokens recovered; the extra metric is the unigram baseline —
+    always guessing the token most frequent among the masked test tokens (which flatters the
+    baseline a little) — on the same test batches.
+    """
+
+    name: ClassVar[str] = "masked-token"
+    masked: ClassVar[bool] = True
+
+    def _masking(self, tokens):
+        from evakit import text
+
+        tokenizer = tokens.tokenizer
+        return text.Masking(tokenizer.token_id(text.MASK), tokenizer.vocab_size)
+
+    def metrics(self, model: nn.Module, test_batches: Iterable,
+                precision: train.Precision) -> dict[str, float]:
+        targets = torch.cat([y[y != -100].cpu() for _, y in test_batches])
+        commonest = int(torch.bincount(targets).argmax())
+        return {"unigram_baseline_acc": 100.0 * float((targets == commonest).float().mean())}
+
+
+for _task in (NextToken(), MaskedTokens()):
+    TASKS[_task.name] = _task
+
+
+class TinyImageNet(Task):
+    """Session 10's assignment A: Tiny ImageNet's 110 000 labelled images, split 70/30 per class.
+
+    The train and test sets are the two sides of :func:`evakit.tiny_imagenet.split_pooled`
+    (seed 0, whatever the training seed), read once from the cache, an unpacked folder or the
+    official archive; FAST keeps the first 2 000 / 1 000 images of each side.
+    """
+
+    name: ClassVar[str] = "tiny-imagenet"
+
+    def load(self, recipe: Recipe, fast: bool) -> tuple[data.ImageSet, data.ImageSet]:
+        from evakit import tiny_imagenet
+
+        train_set, test_set = tiny_imagenet.split_pooled(tiny_imagenet.load_pooled())
+        if fast:
+            return (train_set.subset(data.FAST_SIZES["train"]),
+                    test_set.subset(data.FAST_SIZES["test"]))
+        return train_set, test_set
+
+
+TASKS[TinyImageNet.name] = TinyImageNet()

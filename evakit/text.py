@@ -341,3 +341,71 @@ class TokenLoader:
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+
+
+@dataclass
+class TokenSet:
+    """One split of a tokenized text, held in memory (the text counterpart of an ImageSet).
+
+    Attributes:
+        tokens: 1-D int64 token ids.
+        name: the dataset and its tokenization, e.g. ``"shakespeare-char"``.
+        split: ``"train"`` or ``"test"`` (the held-out end of the text).
+        tokenizer: what turns text into these ids and back.
+        note: what a record must say about it (e.g. a FAST slice).
+    """
+
+    tokens: torch.Tensor
+    name: str
+    split: str
+    tokenizer: CharTokenizer | BPETokenizer
+    note: str = ""
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def subset(self, n: int) -> TokenSet:
+        """The first ``n`` tokens (all of them when ``n`` is larger)."""
+        if n >= len(self):
+            return self
+        return TokenSet(self.tokens[:n], self.name, self.split, self.tokenizer,
+                        f"first {n:,} of {len(self):,} tokens")
+
+    def identity(self):
+        """Dataset, split, size (tokens) and content hash (of the int64 ids)."""
+        from evakit.data import DataIdentity
+
+        digest = hashlib.md5(self.tokens.numpy().astype("int64").tobytes()).hexdigest()
+        return DataIdentity(self.name, self.split, len(self), digest, "", self.note, "tokens")
+
+
+TOKENIZATIONS = ("shakespeare-char", "shakespeare-bpe")
+FAST_TOKENS = {"train": 100_000, "test": 20_000}
+
+
+def shakespeare_tokens(name: str, *, vocab_size: int | None = None, mask: bool = False,
+                       fast: bool = False) -> tuple[TokenSet, TokenSet]:
+    """Tiny Shakespeare tokenized, split 90/10 as nanoGPT does: (train, test).
+
+    Args:
+        name: ``"shakespeare-char"`` (one token per character) or ``"shakespeare-bpe"``
+            (byte-level BPE trained here on the training split).
+        vocab_size: the BPE vocabulary (ignored for characters).
+        mask: add a ``[MASK]`` token to the vocabulary (for masked-token training).
+        fast: keep only the first 100,000 training and 20,000 test tokens.
+    """
+    if name not in TOKENIZATIONS:
+        raise ArgumentError(f"unknown text dataset {name!r}: expected one of {TOKENIZATIONS}")
+    text = tiny_shakespeare()
+    train_text, test_text = split(text)
+    specials = (MASK,) if mask else ()
+    if name == "shakespeare-char":
+        tokenizer = CharTokenizer(text, specials=specials)
+    else:
+        tokenizer = BPETokenizer.train(train_text, vocab_size=vocab_size or 512,
+                                       specials=specials)
+    sets = tuple(TokenSet(tokenizer.encode(part), name, split_name, tokenizer)
+                 for part, split_name in ((train_text, "train"), (test_text, "test")))
+    if fast:
+        sets = tuple(s.subset(FAST_TOKENS[s.split]) for s in sets)
+    return sets

@@ -110,3 +110,15 @@ def test_results_or_missing_says_plainly_when_there_is_no_record(tmp_path, recor
 def test_a_record_json_is_plain_data(record):
     d = json.loads(json.dumps(record.to_dict()))
     assert Record.from_dict(d) == record
+
+
+def test_a_small_models_weights_are_kept_per_seed_and_load_back(tmp_path):
+    run = _run(seed=2)
+    path = records.save_weights(run, tmp_path)
+    assert path == tmp_path / "s01" / "rf-net-seed2.weights.pt"
+    model = records.load_model("s01/rf-net", tmp_path, seed=2)
+    x = SYNTHETIC_TEST.images[:4].float() / 255
+    expected = run.model.eval()(x)
+    assert not model.training and (model(x) - expected).abs().max() < 0.05  # float16 weights
+    with pytest.raises(errors.RecordError, match="no recorded weights"):
+        records.load_model("s01/rf-net", tmp_path)

@@ -232,14 +232,15 @@ class GPT(nn.Module):
     Args:
         config: the hyperparameters; ``causal`` must be True. By default a 4-layer, 4-head,
             128-wide character model with a 64-token context (0.8 M parameters).
+        **settings: instead of ``config``, its fields by name (how a recipe builds it).
 
     Shapes:
         int64 token ids B×T → logits B×T×``vocab_size``, position t predicting token t + 1.
     """
 
-    def __init__(self, config: TransformerConfig | None = None) -> None:
+    def __init__(self, config: TransformerConfig | None = None, **settings) -> None:
         super().__init__()
-        config = config or TransformerConfig()
+        config = config or TransformerConfig(**settings)
         if not config.causal:
             raise ArgumentError("GPT predicts the next token, so config.causal must be True")
         self.config = config
@@ -263,14 +264,15 @@ class BERT(nn.Module):
     Args:
         config: the hyperparameters; ``causal`` must be False. By default the character model
             of :class:`GPT` made bidirectional, with one extra token for ``[MASK]`` (66).
+        **settings: instead of ``config``, its fields by name (how a recipe builds it).
 
     Shapes:
         int64 token ids B×T → logits B×T×``vocab_size`` for the token at each position.
     """
 
-    def __init__(self, config: TransformerConfig | None = None) -> None:
+    def __init__(self, config: TransformerConfig | None = None, **settings) -> None:
         super().__init__()
-        config = config or TransformerConfig(vocab_size=66, causal=False)
+        config = config or TransformerConfig(**{"vocab_size": 66, "causal": False, **settings})
         if config.causal:
             raise ArgumentError("BERT sees both sides of each token, so config.causal must be "
                              "False")
