@@ -129,10 +129,18 @@ def test_bad_names_are_rejected_with_the_choices():
         data.synthetic("synthetic-imagenet")
 
 
-def test_synthetic_sets_are_labelled_synthetic_and_learnable_shapes():
+def test_synthetic_sets_are_labelled_synthetic_and_learnable():
     s = data.synthetic("synthetic-cifar10", 50, seed=3)
     assert s.images.shape == (50, 3, 32, 32) and s.source == "synthetic"
     assert torch.equal(s.images, data.synthetic("synthetic-cifar10", 50, seed=3).images)
+    # Learnable: nearest class mean, fitted on one seed, classifies a set of another seed
+    # (the class templates are shared) far above chance (10 %).
+    fit = data.synthetic("synthetic-mnist", 500, seed=1)
+    new = data.synthetic("synthetic-mnist", 200, seed=2, split="test")
+    x, x_new = fit.images.flatten(1).float(), new.images.flatten(1).float()
+    means = torch.stack([x[fit.labels == c].mean(0) for c in range(10)])
+    predicted = torch.cdist(x_new, means).argmin(1)
+    assert (predicted == new.labels).float().mean() > 0.9
 
 
 def test_loader_shuffles_reproducibly_and_normalizes():
