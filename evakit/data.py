@@ -367,12 +367,15 @@ class Loader:
         seed: seed of the shuffling generator.
         augment: optional ``(batch, generator) -> batch`` applied before normalization.
         drop_last: drop a final incomplete batch.
+        alternate_flip: mirror a random half of the images (drawn once) in even epochs and the
+            other half in odd epochs, so consecutive epochs show every image both ways (Jordan
+            2024) — instead of mirroring each image at random every epoch.
     """
 
     def __init__(self, data: ImageSet, batch_size: int = 128, *, shuffle: bool = False,
                  device: str | torch.device = "cpu", seed: int = 0,
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-                 drop_last: bool = False) -> None:
+                 drop_last: bool = False, alternate_flip: bool = False) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.data = data
@@ -386,6 +389,9 @@ class Loader:
         self.mean = torch.tensor(data.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(data.std, device=self.device).view(1, -1, 1, 1)
         self.generator = torch.Generator().manual_seed(seed)
+        self.alternate_flip = alternate_flip
+        self.flipped: torch.Tensor | None = None     # alternate_flip: mirrored in even epochs
+        self.epoch = 0
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -393,21 +399,37 @@ class Loader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
+        mirror = self._mirror(n)
         order = (torch.randperm(n, generator=self.generator) if self.shuffle
                  else torch.arange(n)).to(self.device)
+        self.epoch += 1
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.images[idx].float().div_(255)
+            if mirror is not None:
+                x = torch.where(mirror[idx].view(-1, 1, 1, 1), x.flip(3), x)
             if self.augment is not None:
                 x = self.augment(x, self.generator)
             yield (x - self.mean) / self.std, self.labels[idx]
 
+    def _mirror(self, n: int) -> torch.Tensor | None:
+        if not self.alternate_flip:
+            return None
+        if self.flipped is None:
+            self.flipped = torch.rand(n, generator=self.generator) < 0.5
+        return (self.flipped ^ bool(self.epoch % 2)).to(self.device)
+
     def state_dict(self) -> dict:
-        """The shuffling generator's state, so a resumed run draws the same batches."""
-        return {"generator": self.generator.get_state()}
+        """The generator's state (and the flip plan), so a resumed run draws the same batches."""
+        state = {"generator": self.generator.get_state()}
+        if self.alternate_flip:
+            state.update(epoch=self.epoch, flipped=self.flipped)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+        if self.alternate_flip:
+            self.epoch, self.flipped = state["epoch"], state["flipped"]
 
 
 class DigitSumLoader:

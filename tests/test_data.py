@@ -170,3 +170,17 @@ def test_digit_sum_targets_are_digit_and_sum():
     assert numbers.min() >= 0 and numbers.max() <= 9
     (_, again), _ = next(iter(batches))
     assert torch.equal(numbers, again)  # a fixed test set draws the same numbers every pass
+
+
+def test_alternating_flip_shows_every_image_both_ways_in_two_epochs():
+    images = data.synthetic("synthetic-cifar10", 64, seed=1)
+    loader = data.Loader(images, 64, alternate_flip=True, seed=3)
+    first, second = (next(iter(loader))[0] for _ in range(2))
+    plain = next(iter(data.Loader(images, 64)))[0]
+    flipped_first = (first - plain).abs().flatten(1).amax(1) > 1e-6
+    assert 0.3 < flipped_first.float().mean() < 0.7          # about half, drawn once
+    assert torch.allclose(second[flipped_first], plain[flipped_first])
+    assert torch.allclose(second[~flipped_first], plain[~flipped_first].flip(3))
+    again = data.Loader(images, 64, alternate_flip=True, seed=3)
+    again.load_state_dict(loader.state_dict())
+    assert torch.equal(next(iter(again))[0], next(iter(loader))[0])
