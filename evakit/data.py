@@ -195,8 +195,8 @@ def load(name: str, split: str = "train", *, fast: bool | None = None,
         found = _read_cache(cache_path("cifar10-sample", split, root), name, split)
         if found is not None:
             found.source += " [SAMPLE: full CIFAR-10 not found, FAST mode uses the real sample]"
-            print(f"evakit.data: full CIFAR-10 not found under {root}; FAST mode uses the "
-                  f"real sample {cache_path('cifar10-sample', split, root).name}")
+            print(f"evakit.data: full CIFAR-10 not found; FAST mode uses the real sample "
+                  f"{cache_path('cifar10-sample', split, root).name}")
     if found is None:
         raise DataUnavailable(
             f"{name} ({split}) is not in {cache_path(name, split, root)} and torchvision could "
