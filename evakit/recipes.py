@@ -231,7 +231,8 @@ _add(Recipe("s09/ultimus", "9", "Session 9 assignment: C → C → C → GAP →
             fast=Fast(epochs=2, limit=1000)))
 
 # Session 10: the ViT assignment on CIFAR-10, sized for this 2-core CPU (a bf16 training step
-# measured at ~370 images/s on one thread, so ~25 epochs fit in about 35 minutes on two), and
+# measured at ~370 images per CPU second on one thread; × 1.8 for two threads, 25 epochs take
+# about 31 minutes), and
 # assignment A, ResNet18 on Tiny ImageNet, for a GPU with the data (none of it is here).
 _add(Recipe("s10/vit", "10", "Session 10 assignment: a ViT (4×4 patches → 64 tokens + CLS, "
             "width 96, 6 blocks of 4 heads, MLP ×3) on CIFAR-10; AdamW, one-cycle, label "

@@ -2,11 +2,12 @@
 
 ``create("s01/rf-net")`` builds one, ``names()`` lists them and ``input_size(name)`` says what
 one input looks like. The networks live by family: :mod:`evakit.models.cnn` for the
-convolutional networks of sessions 1–8, :mod:`evakit.models.language` for the transformers
-that read text (GPT, BERT) in session 11.
+convolutional networks of sessions 1–8, :mod:`evakit.models.vit` for session 10's vision
+transformer and ConvMixer, :mod:`evakit.models.language` for the transformers that read text
+(GPT, BERT) in session 11.
 """
 
-from evakit.models import cnn, language
+from evakit.models import cnn, language, vit
 from evakit.models.cnn import (
     BasicBlock,
     CifarNet,
@@ -22,4 +23,4 @@ from evakit.models.registry import count_parameters, create, input_size, names, 
 
 __all__ = ["BasicBlock", "CifarNet", "CifarResNet", "CustomResNet", "DepthwiseSeparable",
            "DrillNet", "cnn", "conv_bn_relu", "conv_block", "count_parameters", "create",
-           "input_size", "language", "names", "norm_layer", "register"]
+           "input_size", "language", "names", "norm_layer", "register", "vit"]
