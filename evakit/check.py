@@ -170,14 +170,69 @@ def _s08(model, record) -> list[Verdict]:
     return verdicts
 
 
-SESSIONS: dict[str, Callable] = {"s03": _s03, "s04": _s04, "s06": _s06, "s08": _s08}
+def _ultimus_blocks(model: nn.Module) -> list[nn.Module]:
+    """The ULTIMUS blocks of a model, whatever their class: modules with linear layers named
+    k, q, v and out."""
+    return [m for m in model.modules()
+            if all(isinstance(getattr(m, n, None), nn.Linear) for n in ("k", "q", "v", "out"))]
+
+
+def _fc(layer: nn.Linear) -> str:
+    return f"{layer.in_features} → {layer.out_features}"
+
+
+def _s09(model, record) -> list[Verdict]:
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    channels = [convs[0].in_channels, *(c.out_channels for c in convs)] if convs else []
+    blocks = _ultimus_blocks(model)
+    shapes = {f"K {_fc(b.k)}, Q {_fc(b.q)}, V {_fc(b.v)}, out {_fc(b.out)}" for b in blocks}
+    wanted = "K 48 → 8, Q 48 → 8, V 48 → 8, out 8 → 48"
+    in_blocks = {id(m) for b in blocks for m in b.modules()}
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in in_blocks]
+    conv_units = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.BatchNorm2d)]
+    parts = {"the convolutions (with their norms)":
+             sum(map(models.count_parameters, conv_units)),
+             f"{len(blocks)} ULTIMUS blocks": sum(map(models.count_parameters, blocks)),
+             "the final FC": sum(map(models.count_parameters, heads))}
+    params = models.count_parameters(model)
+    was_training = model.training
+    with torch.no_grad():
+        out = model.eval()(torch.zeros(1, 3, 32, 32))   # eval: one image is no batch for BN
+    model.train(was_training)
+    verdicts = [
+        Verdict("three convolutions, 3 → … → 48 channels", " → ".join(map(str, channels)),
+                len(convs) == 3 and channels[0] == 3 and channels[-1] == 48),
+        Verdict("four ULTIMUS blocks", f"{len(blocks)}", len(blocks) == 4),
+        Verdict(f"every block: {wanted}",
+                f"all {len(blocks)}: {wanted}" if shapes == {wanted}
+                else "; ".join(sorted(shapes)) or "no blocks", shapes == {wanted}),
+        Verdict("one final FC 48 → 10", ", ".join(map(_fc, heads)) or "none",
+                [_fc(h) for h in heads] == ["48 → 10"]),
+        Verdict("parameters: all in the convolutions, the blocks and the final FC",
+                f"{params:,} = " + " + ".join(f"{n:,} in {what}" for what, n in parts.items()),
+                params == sum(parts.values())),
+        Verdict("10 outputs for a 32×32 image", f"{tuple(out.shape)}", tuple(out.shape) == (1, 10)),
+    ]
+    if record is not None:
+        config = record.config
+        verdicts += [
+            Verdict("24 epochs", f"{record.epochs_run}", record.epochs_run == 24),
+            Verdict("one-cycle schedule", f"{config['scheduler']}",
+                    config["scheduler"] == "onecycle"),
+            Verdict("Adam optimizer", f"{config['optimizer']}", config["optimizer"] == "adam"),
+        ]
+    return verdicts
+
+
+SESSIONS: dict[str, Callable] = {"s03": _s03, "s04": _s04, "s06": _s06, "s08": _s08,
+                                "s09": _s09}
 
 
 def grade(session: str, record: Record | None = None, model: nn.Module | None = None) -> Report:
     """Grade a record (and the model its recipe builds), or a bare model.
 
     Args:
-        session: ``"s03"``, ``"s04"``, ``"s06"`` or ``"s08"``.
+        session: ``"s03"``, ``"s04"``, ``"s06"``, ``"s08"`` or ``"s09"``.
         record: a record from :mod:`evakit.records`; its model is rebuilt from its config.
         model: grade this model's structure instead (no accuracy constraints without a record).
     """

@@ -2,12 +2,13 @@
 
 ``create("s01/rf-net")`` builds one, ``names()`` lists them and ``input_size(name)`` says what
 one input looks like. The networks live by family: :mod:`evakit.models.cnn` for the
-convolutional networks of sessions 1–8, :mod:`evakit.models.vit` for session 10's vision
-transformer and ConvMixer, :mod:`evakit.models.language` for the transformers that read text
-(GPT, BERT) in session 11.
+convolutional networks of sessions 1–8, :mod:`evakit.models.attention` for session 9's
+attention networks (ULTIMUS, the spatial transformer), :mod:`evakit.models.vit` for session 10's
+vision transformer and ConvMixer, :mod:`evakit.models.language` for the transformers that read
+text (GPT, BERT) in session 11.
 """
 
-from evakit.models import cnn, language, vit
+from evakit.models import attention, cnn, language, vit
 from evakit.models.cnn import (
     BasicBlock,
     CifarNet,
@@ -22,5 +23,5 @@ from evakit.models.cnn import (
 from evakit.models.registry import count_parameters, create, input_size, names, register
 
 __all__ = ["BasicBlock", "CifarNet", "CifarResNet", "CustomResNet", "DepthwiseSeparable",
-           "DrillNet", "cnn", "conv_bn_relu", "conv_block", "count_parameters", "create",
-           "input_size", "language", "names", "norm_layer", "register", "vit"]
+           "DrillNet", "attention", "cnn", "conv_bn_relu", "conv_block", "count_parameters",
+           "create", "input_size", "language", "names", "norm_layer", "register", "vit"]
