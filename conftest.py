@@ -13,6 +13,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import nbval.plugin
+import pytest
 
 SESSION_SOURCE = re.compile(r"s\d\d_\w+\.py")
 collect_ignore_glob = ["sessions/*.ipynb", "_build/*"]
@@ -32,6 +33,22 @@ class _PercentAwareNbformat:
 
 
 nbval.plugin.nbformat = _PercentAwareNbformat()
+
+
+class _NotAModule(pytest.File):
+    """A session source named on the command line: collected by nbval only, never imported."""
+
+    def collect(self):
+        return []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent):
+    # `pytest sessions/s03_backprop.py` would otherwise also import the page as a test module,
+    # running every cell a second time outside the notebook.
+    if module_path.parent.name == "sessions" and SESSION_SOURCE.fullmatch(module_path.name):
+        return _NotAModule.from_parent(parent, path=module_path)
+    return None
 
 
 def pytest_collect_file(file_path: Path, parent):
