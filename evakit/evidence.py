@@ -31,12 +31,14 @@ GALLERY = 10
 def predictions(model: nn.Module, test_batches, precision: train.Precision) -> dict:
     """Every test image's predicted class and confidence (in thousandths), in test order.
 
-    Classes are kept as one string of digits (10 classes), confidences as integers: compact
-    enough for a record of 10,000 test images.
+    With at most 10 classes the classes are kept as one string of digits, else as a list;
+    confidences as integers: compact enough for a record of 10,000 test images. Readers index
+    either form the same way (``int(pred[i])``).
     """
     probs, _ = train.predict(model, test_batches, precision)
     confidence, pred = probs.max(1)
-    return {"pred": "".join(str(int(p)) for p in pred),
+    classes = [int(p) for p in pred]
+    return {"pred": "".join(map(str, classes)) if probs.shape[1] <= 10 else classes,
             "confidence_permille": [int(c) for c in (confidence * 1000).round()]}
 
 
