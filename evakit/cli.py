@@ -28,15 +28,18 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
+def _number(kind: type, lowest: float, what: str):
+    """An argparse type: ``kind`` (int or float) of at least ``lowest`` (or above 0 for floats),
+    else one sentence saying what was expected."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value < lowest or (kind is float and not value > 0):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
 
 def _non_negative(text: str) -> int:
     try:
@@ -48,15 +51,9 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return value
 
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+_positive = _number(int, 1, "a positive integer")
+_non_negative = _number(int, 0, "a non-negative integer")
+_positive_float = _number(float, 0, "a positive number")
 
 
 def _parser() -> argparse.ArgumentParser:

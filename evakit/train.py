@@ -83,6 +83,16 @@ def top1(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Which predictions (arg-max of the logits) equal their labels."""
     return out.argmax(1) == y
 
+    def time_to(self, accuracy: float) -> tuple[int, float] | None:
+        """The first (1-based epoch, seconds of training so far) whose test accuracy reaches
+        ``accuracy`` %, or None when no epoch does."""
+        elapsed = 0.0
+        for epoch, (seconds, acc) in enumerate(zip(self.seconds, self.test_acc, strict=True), 1):
+            elapsed += seconds
+            if acc >= accuracy:
+                return epoch, elapsed
+        return None
+
 
 PRECISIONS = ("fp32", "bf16")
 
