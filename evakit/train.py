@@ -378,6 +378,17 @@ def read_checkpoint(path: str | Path) -> dict:
     return state
 
 
+def _comparable(saved, current):
+    """The saved identity value as the current code would write it.
+
+    A config key the code gained after the checkpoint was written is taken at its current value:
+    a new recipe field defaults to what runs did before it existed.
+    """
+    if isinstance(saved, dict) and isinstance(current, dict):
+        return {k: saved.get(k, current[k]) for k in current} | saved
+    return saved
+
+
 def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler=None, train_loader=None,
                     identity: dict | None = None) -> tuple[History, int]:
@@ -389,7 +400,8 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     """
     state = read_checkpoint(path)
     if identity is not None:
-        differs = sorted(k for k in identity if state["identity"].get(k) != identity[k])
+        differs = sorted(k for k in identity
+                         if _comparable(state["identity"].get(k), identity[k]) != identity[k])
         if differs:
             key = differs[0]
             raise CheckpointError(
