@@ -203,6 +203,13 @@ def require_clean(git: dict) -> None:
                           "repository, or set EVAKIT_GIT_COMMIT for a copy without .git")
 
 
+def _this_command() -> str:
+    """This process's command line, as ``evakit ...``; a path names its file alone (a record
+    names no folder of the machine it was made on)."""
+    words = [Path(word).name if Path(word).is_absolute() else word for word in sys.argv[1:]]
+    return " ".join(["evakit", *words])
+
+
 def make(run, command: str | None = None, git: dict | None = None,
          outputs: dict | None = None) -> Record:
     """A record from a finished :class:`evakit.runner.Run`.
@@ -234,7 +241,7 @@ def make(run, command: str | None = None, git: dict | None = None,
         versions={"python": platform.python_version(), "torch": torch.__version__,
                   "torchvision": torchvision.__version__, "evakit": __version__},
         **(git or git_state()),
-        command=command or " ".join(["evakit", *sys.argv[1:]]),
+        command=command or _this_command(),
         created=datetime.now(UTC).isoformat(timespec="seconds"), outputs=outputs or {})
 
 
@@ -342,7 +349,7 @@ def save_range(found, git: dict | None = None, directory: Path | None = None) ->
          "batch_size": found.batch_size, "device": found.device,
          "device_name": _device_name(found.device), "precision": found.precision,
          "threads": torch.get_num_threads(), "data": asdict(found.data), **(git or git_state()),
-         "command": " ".join(["evakit", *sys.argv[1:]]),
+         "command": _this_command(),
          "created": datetime.now(UTC).isoformat(timespec="seconds"), "format": FORMAT}
     text = json.dumps(d, indent=1) + "\n"
     return atomic_write(range_path(found.recipe, directory), lambda tmp: tmp.write_text(text))

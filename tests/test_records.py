@@ -122,3 +122,9 @@ def test_a_small_models_weights_are_kept_per_seed_and_load_back(tmp_path):
     assert not model.training and (model(x) - expected).abs().max() < 0.05  # float16 weights
     with pytest.raises(errors.RecordError, match="no recorded weights"):
         records.load_model("s01/rf-net", tmp_path)
+
+
+def test_a_recorded_command_names_no_folder(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["evakit", "train", "s08/custom-resnet", "--checkpoint",
+                                     "/home/me/ckpt/run.pt", "--record"])
+    assert records._this_command() == "evakit train s08/custom-resnet --checkpoint run.pt --record"
