@@ -27,7 +27,7 @@ class Setup:
     fast: bool
 
     def __str__(self) -> str:
-        mode = "FAST (small slice, CI-sized)" if self.fast else "full"
+        mode = "FAST (small slice)" if self.fast else "full"
         return f"evakit {__version__} | torch {torch.__version__} | device {self.device} | " \
                f"seed {self.seed} | {mode} run"
 

@@ -7,7 +7,7 @@
     evakit summary RECIPE|MODEL            the EVA table (layers, shapes, RF, params)
     evakit sheet backprop|feedforward -o FILE [--lr LR ...] [--steps N]
     evakit check SESSION RECORD            grade a recorded run (a recipe name or a JSON path)
-    evakit bench loader|s04|cifar          speed figures, with a baseline from the same run
+    evakit bench loader|s04|cifar|gpt      speed figures, with a baseline from the same run
     evakit anchors ANNOTATIONS.json [--k 3 4 5 6] [--plot FILE]
                                            anchor boxes by k-means (1 - IoU) on COCO-format boxes
     evakit notebooks [--check]             regenerate (or check) the sessions' .ipynb twins
@@ -41,15 +41,6 @@ def _number(kind: type, lowest: float, what: str):
         return value
     return parse
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") \
-            from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
 
 _positive = _number(int, 1, "a positive integer")
 _non_negative = _number(int, 0, "a non-negative integer")
@@ -95,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--structure", action="store_true",
                    help="grade the recipe's model alone (no record: no accuracy constraints)")
     b = sub.add_parser("bench", help="speed figures against a baseline in the same run")
-    b.add_argument("what", choices=["loader", "s04", "cifar", "precision", "s08"])
+    b.add_argument("what", choices=["loader", "s04", "cifar", "precision", "s08", "gpt"])
     b.add_argument("--images", type=_positive, help="images per pipeline (loader: 20 000, "
                    "cifar: 10 000)")
     b.add_argument("--step-images", type=_positive,
@@ -252,6 +243,8 @@ def _bench(args) -> int:
         return _bench_precision(bench, args)
     if args.what == "s08":
         return _bench_s08(bench)
+    if args.what == "gpt":
+        return _bench_gpt(bench, args)
     result = bench.s04(max_epochs=args.epochs, device=args.device)
     reached = result["reached_99_4"]
     print(f"{result['recipe']} on {result['device']} ({result['threads']} torch threads, "
@@ -277,6 +270,27 @@ def _bench_precision(bench, args) -> int:
               f"{acc['fp32']:.2f} %, bf16 {acc['bf16']:.2f} % (on {acc['test_images']:,} test "
               f"images; one standard error ≈ "
               f"{100 * (0.25 / acc['test_images']) ** 0.5:.1f} points at most)")
+    return 0
+
+
+def _bench_gpt(bench, args) -> int:
+    import torch
+    results = bench.gpt(device=args.device)
+    print(f"session 11's character GPT (4 layers, 4 heads, width 128, context 64) on Tiny "
+          f"Shakespeare, {torch.get_num_threads()} torch threads; held-out loss (last 10 %) "
+          f"in fp32; time = training steps only:")
+    for r in results:
+        reached = r.reached
+        print(f"  {r.setting.name:<48} {r.tokens_per_second:>8,.0f} tokens/s  "
+              + (f"loss {r.target} after {reached[1]:5.1f} s (it {reached[0]:,})"
+                 if reached else f"loss {r.target} not reached in {r.seconds:.1f} s")
+              + f"; final loss {r.final_loss:.3f} after {r.seconds:.1f} s")
+    base, ours = results[0], results[-1]
+    if base.reached and ours.reached:
+        print(f"  ratio: {base.setting.name.split(':')[0]} takes "
+              f"{base.reached[1] / ours.reached[1]:.1f}× as long to reach {ours.target}")
+    print(f"  tokens per second: {ours.tokens_per_second / base.tokens_per_second:.1f}× the "
+          "baseline's")
     return 0
 
 

@@ -96,6 +96,9 @@ def collect(run, test_set) -> dict:
     if run.recipe.task == "masked-token":
         return {}
     precision = train.Precision(run.precision)
+    if run.recipe.task == "contrastive":   # CLIP: its zero-shot digit for every test image
+        from evakit import clip
+        return clip.evidence(run.model, run.test_batches, precision)
     outputs = {"test_predictions": predictions(run.model, run.test_batches, precision)}
     layer = GRADCAM_LAYERS.get(run.recipe.name)
     if layer is not None:

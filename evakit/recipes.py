@@ -44,6 +44,96 @@ class Fast:
         return "FAST run (" + ", ".join(parts) + "; a check that the code runs, not a result)"
 
 
+_LOSSES = ("ce", "weighted-ce", "focal", "class-balanced")
+_MIXES = (None, "mixup", "cutmix")
+_POLICIES = (None, "randaugment", "autoaugment")
+
+
+@dataclass(frozen=True)
+class Practice:
+    """Session 12's training practices, each off by default (see :mod:`evakit.practice`).
+
+    A recipe sets them with ``practice=Practice(...)`` and ``task="practice"``; a recipe
+    without them has ``practice=None``, and its config — what a record stores — does not
+    mention them, so the records of earlier sessions compare equal to their recipes.
+
+    Attributes:
+        val_split: fraction of the training set held out for validation, class by class
+            (seeded by ``data_seed``); scored after every epoch into ``History.val_*``.
+        patience: stop once the validation loss has not improved for this many epochs and
+            keep the weights of its best epoch (early stopping; needs ``val_split``).
+        classes: train and test on these dataset classes only, relabelled 0…k−1 in this
+            order; the network's last layer is replaced by one with k outputs.
+        per_class: keep this many training images of each class (seeded by ``data_seed``).
+        imbalance: keep a long-tailed training set whose largest class is this many times
+            its smallest (Cui et al. 2019; :func:`evakit.losses.long_tailed_indices`).
+        data_seed: seed of every selection above; the same for every training seed, so runs
+            on several seeds see the same images.
+        init_from: start from the recorded weights of this recipe, all but its last layer.
+        freeze: train the last layer only on frozen features (a linear probe; batch norm
+            keeps the statistics it was recorded with).
+        backbone_lr: learning rate of every layer but the last, as a fraction of ``lr``
+            (fine-tuning); None trains every layer at ``lr``.
+        loss: "ce", "weighted-ce" (inverse class frequency), "focal", or "class-balanced"
+            (focal loss weighted by the effective number of samples, Cui et al. 2019).
+        focal_gamma: γ of the focal and class-balanced losses.
+        cb_beta: β of the class-balanced weights.
+        mix: "mixup" or "cutmix" on every training batch (torchvision v2), or None.
+        mix_alpha: α of the Beta(α, α) the mixing weight is drawn from.
+        policy: "randaugment" or "autoaugment" (torchvision v2, image by image on uint8)
+            after the crop and flip, or None.
+        swa_start: from the end of this epoch on, average the weights after every epoch
+            (stochastic weight averaging) at learning rate ``swa_lr``; None: no averaging.
+        swa_lr: the constant learning rate of the averaging phase.
+    """
+
+    val_split: float = 0.0
+    patience: int | None = None
+    classes: tuple[int, ...] | None = None
+    per_class: int | None = None
+    imbalance: float | None = None
+    data_seed: int = 0
+    init_from: str | None = None
+    freeze: bool = False
+    backbone_lr: float | None = None
+    loss: str = "ce"
+    focal_gamma: float = 2.0
+    cb_beta: float = 0.9999
+    mix: str | None = None
+    mix_alpha: float = 1.0
+    policy: str | None = None
+    swa_start: int | None = None
+    swa_lr: float = 0.01
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0.0 <= self.val_split < 1.0:
+            problems.append(f"val_split must lie in [0, 1), got {self.val_split!r}")
+        if self.patience is not None and (self.patience < 1 or not self.val_split):
+            problems.append("patience needs a positive number of epochs and a val_split")
+        if self.loss not in _LOSSES:
+            problems.append(f"loss must be one of {_LOSSES}, got {self.loss!r}")
+        if self.mix not in _MIXES or self.policy not in _POLICIES:
+            problems.append(f"mix must be one of {_MIXES} and policy one of {_POLICIES}, got "
+                            f"{self.mix!r} and {self.policy!r}")
+        if self.mix is not None and self.loss != "ce":
+            problems.append("mix trains on soft labels, which only the 'ce' loss takes")
+        if (self.freeze or self.backbone_lr is not None) and self.init_from is None:
+            problems.append("freeze and backbone_lr need init_from (the weights to start from)")
+        if self.swa_start is not None and (self.swa_start < 1 or self.patience is not None):
+            problems.append("swa_start must be a positive epoch, and SWA cannot stop early")
+        if self.per_class is not None and self.per_class < 1:
+            problems.append(f"per_class must be positive, got {self.per_class!r}")
+        if self.imbalance is not None and self.imbalance < 1:
+            problems.append(f"imbalance must be at least 1, got {self.imbalance!r}")
+        if self.classes is not None and (len(self.classes) < 2
+                                         or len(set(self.classes)) != len(self.classes)):
+            problems.append(f"classes must name at least 2 distinct classes, got "
+                            f"{self.classes!r}")
+        if problems:
+            raise ArgumentError("Practice: " + "; ".join(problems))
+
+
 @dataclass(frozen=True)
 class Recipe:
     """One training configuration (every hyperparameter named once)."""
@@ -79,6 +169,7 @@ class Recipe:
     l1: float = 0.0                 # weight of the L1 penalty on all weights
     precision: str | None = "fp32"  # "fp32", "bf16", or None for the fastest correct one here
     steps: int | None = None        # batches per epoch where batches are sampled (text)
+    practice: Practice | None = None  # session 12's practices (task "practice"), or none
     seed: int = 1
     fast: Fast = field(default_factory=Fast, compare=False)
 
@@ -104,13 +195,16 @@ class Recipe:
         """
         config = asdict(self)
         config.pop("fast")
+        if self.practice is None:           # absent, as in every record made before it
+            config.pop("practice")
         return json.loads(json.dumps(config))
 
     def differences(self, other: Recipe) -> dict[str, list]:
         """Fields whose values differ from ``other``'s: name → [other's, this one's]."""
         mine, theirs = self.config(), other.config()
-        return {f.name: [theirs[f.name], mine[f.name]] for f in fields(self)
-                if f.name in mine and mine[f.name] != theirs[f.name]}
+        return {f.name: [theirs.get(f.name), mine.get(f.name)] for f in fields(self)
+                if (f.name in mine or f.name in theirs)
+                and mine.get(f.name) != theirs.get(f.name)}
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -247,6 +341,132 @@ _add(Recipe("s10/tiny-imagenet-resnet18", "10", "Session 10 assignment A: ResNet
             batch_size=256, lr=0.2, nesterov=True, weight_decay=5e-4, label_smoothing=0.1,
             scheduler="onecycle", pct_start=0.2, crop_padding=8, flip=True, precision=None,
             fast=Fast(epochs=1, limit=500, model_kwargs={"width": 16})))
+
+# Session 11. First, session 10's ViT trained again, one ingredient switched on at a time on
+# 5-epoch runs (about 7 minutes each on this 2-core CPU in bf16): no warm-up means the
+# one-cycle starts at its peak (lr_start = lr) and only anneals; every step keeps the one
+# before. The last step is session 10's recipe; s11/vit trains it for the ~40-minute budget.
+_VIT = {"model": "s10/vit", "dataset": "cifar10", "batch_size": 128, "optimizer": "adamw",
+        "lr": 1e-3, "scheduler": "onecycle", "pct_start": 0.2, "precision": None,
+        "fast": Fast(epochs=1, limit=500, model_kwargs={"dim": 32, "heads": 2})}
+_VIT_STEPS = [
+    ("plain", "no augmentation, no warm-up, no weight decay, no label smoothing",
+     {"lr_start": 1e-3}),
+    ("aug", "+ random crop (padding 4) and horizontal flip",
+     {"lr_start": 1e-3, "crop_padding": 4, "flip": True}),
+    ("warmup", "+ warm-up: the LR rises from lr/25 over the first 20 % of the steps",
+     {"crop_padding": 4, "flip": True}),
+    ("wd", "+ weight decay 0.05 (AdamW's, decoupled from the gradient)",
+     {"crop_padding": 4, "flip": True, "weight_decay": 0.05}),
+    ("ls", "+ label smoothing 0.1 (session 10's recipe)",
+     {"crop_padding": 4, "flip": True, "weight_decay": 0.05, "label_smoothing": 0.1}),
+]
+for _step, _what, _train in _VIT_STEPS:
+    _add(Recipe(f"s11/vit-{_step}", "11", f"Session 11 ViT ablation, 5 epochs: {_what}.",
+                **{**_VIT, "epochs": 5, **_train}))
+_add(Recipe("s11/vit", "11", "Session 11: session 10's ViT with everything the ablation "
+            "switched on (crop + flip, warm-up, weight decay 0.05, label smoothing 0.1), "
+            "28 epochs.", **{**_VIT, "epochs": 28, **_VIT_STEPS[-1][2]}))
+
+# Language models on Tiny Shakespeare (the last 10 % held out): nanoGPT's "baby" character
+# model (4 layers, 4 heads, width 128, context 64) trained longer than its 2 000 batches of 12,
+# so that its held-out loss ends below the 1.88 nanoGPT reports for it. An epoch is `steps`
+# random batches; 10 epochs of 250 batches of 64 windows is 10.2 M tokens.
+_LM = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64}
+_LM_TRAIN = {"batch_size": 64, "steps": 250, "epochs": 10, "optimizer": "adamw", "lr": 2e-3,
+             "weight_decay": 0.1, "scheduler": "onecycle", "pct_start": 0.05,
+             "precision": None,
+             "fast": Fast(epochs=1, batch_size=8, model_kwargs={"n_layer": 1, "n_embd": 32})}
+_add(Recipe("s11/gpt", "11", "Session 11: a character-level GPT (4 layers, 4 heads, width 128, "
+            "context 64) trained from scratch on Tiny Shakespeare.", "s11/gpt",
+            {**_LM, "vocab_size": 65}, dataset="shakespeare-char", task="next-token",
+            **_LM_TRAIN))
+_add(Recipe("s11/gpt-sparse", "11", "Session 11: the same GPT under the Sparse Transformer's "
+            "strided mask (the last 8 positions and every 8th before them).", "s11/gpt",
+            {**_LM, "vocab_size": 65, "attention": "strided", "stride": 8},
+            dataset="shakespeare-char", task="next-token", **_LM_TRAIN))
+_add(Recipe("s11/gpt-bpe", "11", "Session 11: the same GPT over a 512-token byte-level BPE "
+            "vocabulary trained on the training text.", "s11/gpt",
+            {**_LM, "vocab_size": 512}, dataset="shakespeare-bpe", task="next-token",
+            **_LM_TRAIN))
+_add(Recipe("s11/bert", "11", "Session 11: a BERT-style encoder of the same size, trained "
+            "from scratch to recover masked characters (15 %, 80/10/10).", "s11/bert",
+            {**_LM, "vocab_size": 66}, dataset="shakespeare-char", task="masked-token",
+            **_LM_TRAIN))
+
+# CLIP of our own: a small CNN and a small text transformer trained jointly on MNIST images
+# paired with captions of their digit (evakit.clip), scored zero-shot on held-out templates.
+_add(Recipe("s11/clip", "11", "Session 11: CLIP on MNIST — a small CNN and a 2-block text "
+            "transformer, symmetric contrastive loss with a learned temperature; captions "
+            "from 6 templates, 4 more held out for zero-shot testing.", "s11/clip",
+            dataset="mnist", task="contrastive", epochs=6, batch_size=256, optimizer="adamw",
+            lr=2e-3, weight_decay=0.01, scheduler="onecycle", pct_start=0.2, rotation=10.0,
+            precision=None, fast=Fast(epochs=1, limit=1000)))
+
+# Session 12: from a trained model to a trustworthy one, all on session 6's network (184 k
+# parameters: a record keeps its weights, so the page evaluates the recorded models themselves).
+# A CIFAR-10 run here holds 10 % of the training set out for validation (the same 5,000 images
+# for every seed and recipe), SGD with Nesterov momentum, one-cycle, crop + flip, 20 epochs.
+_S12 = {"model": "s06/cifar-net", "dataset": "cifar10", "task": "practice", "lr": 0.05,
+        "nesterov": True, "weight_decay": 5e-4, "crop_padding": 4, "flip": True,
+        "precision": None, "fast": Fast(epochs=2, limit=1000)}
+_S12_CIFAR = {**_S12, "epochs": 20, "scheduler": "onecycle"}
+for _name, _what, _practice in (
+        ("plain", "the reference: crop + flip", Practice(val_split=0.1)),
+        ("mixup", "+ mixup (α = 0.2) on every batch",
+         Practice(val_split=0.1, mix="mixup", mix_alpha=0.2)),
+        ("cutmix", "+ CutMix (α = 1) on every batch",
+         Practice(val_split=0.1, mix="cutmix", mix_alpha=1.0)),
+        ("randaugment", "+ RandAugment (N = 2, M = 9), image by image",
+         Practice(val_split=0.1, policy="randaugment")),
+        ("autoaugment", "+ AutoAugment's CIFAR-10 policy, image by image",
+         Practice(val_split=0.1, policy="autoaugment"))):
+    _add(Recipe(f"s12/{_name}", "12", f"Session 12: session 6's network, 20 epochs on 45,000 "
+                f"images (5,000 held out for validation), {_what}.", **_S12_CIFAR,
+                practice=_practice))
+_add(Recipe("s12/swa", "12", "Session 12: s12/plain's data and network at a constant LR of "
+            "0.05 for 15 epochs, then 0.01 (a two-epoch cosine); weights averaged after each of "
+            "epochs 15–20 (SWA), batch-norm statistics recomputed (update_bn).",
+            **{**_S12, "epochs": 20},
+            practice=Practice(val_split=0.1, swa_start=15, swa_lr=0.01)))
+# Class imbalance: CIFAR-10-LT (ratio 100: 5,000 airplanes … 50 trucks, 12,406 images), four
+# losses; the test set stays balanced. The weights of the weighted losses are scaled so that a
+# training image weighs 1 on average (evakit.practice.class_weights).
+for _loss, _what in (("ce", "cross-entropy"), ("weighted-ce", "cross-entropy weighted by inverse "
+                     "class frequency"), ("focal", "focal loss (γ = 2)"),
+                     ("class-balanced", "class-balanced focal loss (β = 0.9999, γ = 1)")):
+    _add(Recipe(f"s12/lt-{_loss}", "12", f"Session 12: CIFAR-10-LT (imbalance ratio 100, "
+                f"12,406 images), {_what}, 30 epochs.",
+                **{**_S12_CIFAR, "epochs": 30, "fast": Fast(epochs=1)},
+                practice=Practice(imbalance=100, loss=_loss,
+                                  focal_gamma=1.0 if _loss == "class-balanced" else 2.0)))
+# Transfer: pretrain on the six animal classes, then learn the four vehicle classes from 10, 100
+# or 1,000 labelled images each: from scratch, a linear probe on the frozen animal features, or
+# fine-tuning everything with the backbone at a tenth of the head's learning rate.
+_ANIMALS, _VEHICLES = (2, 3, 4, 5, 6, 7), (0, 1, 8, 9)
+_add(Recipe("s12/animals", "12", "Session 12: session 6's network pretrained on CIFAR-10's six "
+            "animal classes (30,000 images), 15 epochs.", **{**_S12_CIFAR, "epochs": 15},
+            practice=Practice(classes=_ANIMALS)))
+_TRANSFER = {"scratch": ("from scratch", {}),
+             "probe": ("a linear probe on the frozen s12/animals features",
+                       {"init_from": "s12/animals", "freeze": True}),
+             "finetune": ("s12/animals fine-tuned, backbone LR a tenth of the head's",
+                          {"init_from": "s12/animals", "backbone_lr": 0.1})}
+for _n, _epochs, _batch in ((10, 100, 40), (100, 50, 64), (1000, 30, 128)):
+    for _how, (_what, _start) in _TRANSFER.items():
+        _add(Recipe(f"s12/vehicles-{_n}-{_how}", "12", f"Session 12: CIFAR-10's four vehicle "
+                    f"classes from {_n:,} labelled images each, {_what}; {_epochs} epochs.",
+                    **{**_S12_CIFAR, "epochs": _epochs, "batch_size": _batch,
+                       "fast": Fast(epochs=2)},
+                    practice=Practice(classes=_VEHICLES, per_class=_n, **_start)))
+# Early stopping: session 4's code-4 network (BN, no dropout) on 1,000 MNIST images, 200 of them
+# held out; Adam at a constant LR until the validation loss has not improved for 10 epochs.
+_add(Recipe("s12/early-stop", "12", "Session 12: session 4's code-4 network on 1,000 MNIST "
+            "images (100 per class), 200 of them held out for validation; Adam 1e-3, early "
+            "stopping with patience 10, at most 100 epochs.", "s04/drill", {**_LIGHT, "bn": True},
+            task="practice", epochs=100, batch_size=32, optimizer="adam", lr=1e-3,
+            practice=Practice(per_class=100, val_split=0.2, patience=10),
+            fast=Fast(epochs=3)))
 
 
 def names() -> list[str]:

@@ -68,16 +68,15 @@ class Run:
             f"smoke run on the first {images:,} training images (not a result)"
 
 
-def _optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+def _optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
+    # params: a model's parameters, or parameter groups (a group's own "lr" overrides lr).
     if recipe.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=recipe.lr,
-                                weight_decay=recipe.weight_decay)
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=recipe.lr,
-                                 weight_decay=recipe.weight_decay)
+        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     raise ArgumentError(f"recipe {recipe.name}: unknown optimizer {recipe.optimizer!r} "
                         "(expected 'sgd', 'adam' or 'adamw')")
 
@@ -90,8 +89,11 @@ def _scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, steps_per_epoch
     if recipe.scheduler == "onecycle":
         start = recipe.lr_start or recipe.lr / 25
         end = recipe.lr_end or start / 1e4
+        # Each parameter group peaks at its own LR (fine-tuning's lower backbone LR); with one
+        # group this is the recipe's lr, as before.
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=recipe.lr, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
+            optimizer, max_lr=[group["lr"] for group in optimizer.param_groups],
+            epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
             pct_start=recipe.pct_start, div_factor=recipe.lr / start,
             final_div_factor=start / end)
     if recipe.scheduler == "plateau":
@@ -201,27 +203,39 @@ def run(recipe: Recipe | str, *, epochs: int | None = None, seed: int | None = N
         train_set, test_set = task.load(recipe, fast)
     if limit is not None:
         train_set = train_set.subset(limit)
+    train_set, val_set, test_set = task.select(recipe, train_set, test_set)
     train_batches, test_batches = task.batches(recipe, train_set, test_set, device)
-    model = recipe.build_model().to(device)
-    optimizer = _optimizer(recipe, model)
+    model = task.build_model(recipe).to(device)
+    optimizer = _optimizer(recipe, task.param_groups(recipe, model))
     scheduler = _scheduler(recipe, optimizer, len(train_batches))
-    loss_fn = task.loss(recipe)
+    loss_fn = task.train_loss(recipe, train_set)
     if recipe.l1:
         loss_fn = with_l1(loss_fn, model, recipe.l1)
+    watch = task.watch(recipe, optimizer, train_batches, val_set, loss_fn, precision)
+    if watch is not None and checkpoint is not None:
+        raise ArgumentError(f"recipe {recipe.name} keeps state between epochs outside the "
+                            "model (a validation watch, early stopping or SWA) that a "
+                            "checkpoint does not hold: run it without --checkpoint")
     resumed_from = _epochs_in(checkpoint) if resume else 0
     t0 = time.perf_counter()
     history = train.fit(model, train_batches, test_batches, recipe.epochs, optimizer, scheduler,
                         loss_fn=loss_fn, correct_fn=task.correct, precision=precision,
                         checkpoint=checkpoint, resume=resume, verbose=verbose,
-                        stop_after=stop_after,
+                        stop_after=stop_after, on_epoch=watch,
                         identity={"recipe": recipe.name, "config": recipe.config()})
+    test_acc, extra = history.test_acc[-1], {}
+    if watch is not None:           # the model kept may not be the last epoch's (SWA, early stop)
+        model, extra = watch.finish(model)
+        test_acc = train.evaluate(model, test_batches, loss_fn, device, task.correct,
+                                  precision)[1]
     wall = time.perf_counter() - t0 + sum(history.seconds[:resumed_from])
-    metrics = {"test_acc": history.test_acc[-1],
-               **task.metrics(model, test_batches, precision)}
+    metrics = {"test_acc": test_acc, **extra, **task.metrics(model, test_batches, precision)}
+    identities = {"train": train_set.identity(), "test": test_set.identity()}
+    if val_set is not None:
+        identities["val"] = val_set.identity()
     return Run(recipe, base, model, history, models.count_parameters(model), str(device),
-               precision.name, wall, fast,
-               {"train": train_set.identity(), "test": test_set.identity()}, metrics,
-               test_batches, test_set, limit, resumed_from)
+               precision.name, wall, fast, identities, metrics, test_batches, test_set, limit,
+               resumed_from)
 
 
 def _epochs_in(checkpoint: str | Path | None) -> int:
@@ -258,10 +272,12 @@ def lr_find(recipe: Recipe | str, *, iterations: int = 200, start_lr: float = 1e
     train_set, test_set = task.load(recipe, fast)
     if fast and recipe.fast.limit is not None:
         train_set = train_set.subset(recipe.fast.limit)
+    train_set, _, test_set = task.select(recipe, train_set, test_set)
     batches, _ = task.batches(recipe, train_set, test_set, device)
-    model = chosen.prepare(recipe.build_model().to(device))
-    result = train.lr_range_test(model, batches, _optimizer(replace(recipe, lr=start_lr), model),
-                                 start_lr=start_lr, end_lr=end_lr, num_iter=iterations,
-                                 loss_fn=task.loss(recipe), precision=chosen)
+    model = chosen.prepare(task.build_model(recipe).to(device))
+    optimizer = _optimizer(replace(recipe, lr=start_lr), task.param_groups(recipe, model))
+    result = train.lr_range_test(model, batches, optimizer, start_lr=start_lr, end_lr=end_lr,
+                                 num_iter=iterations, loss_fn=task.train_loss(recipe, train_set),
+                                 precision=chosen)
     return LRFound(recipe.name, result, str(device), chosen.name, train_set.identity(),
                    recipe.batch_size)

@@ -60,6 +60,38 @@ class Task:
         """Test metrics beyond the accuracy (none for plain classification)."""
         return {}
 
+    # The runner's other hooks. Session 12's task (evakit.practice.PracticeTask) overrides them;
+    # these defaults are what every other recipe trains with.
+
+    def select(self, recipe: Recipe, train_set, test_set) -> tuple:
+        """The images trained on, the validation set held out of them (None), the test set."""
+        if recipe.practice is not None:
+            raise ArgumentError(f"recipe {recipe.name} sets practice=..., which the task "
+                                f"{self.name!r} ignores: give it task='practice'")
+        return train_set, None, test_set
+
+    def build_model(self, recipe: Recipe) -> nn.Module:
+        """The network to train, freshly initialised."""
+        return recipe.build_model()
+
+    def param_groups(self, recipe: Recipe, model: nn.Module) -> list[dict]:
+        """The optimizer's parameter groups (a group with its own "lr" trains at that)."""
+        return [{"params": list(model.parameters())}]
+
+    def train_loss(self, recipe: Recipe, train_set):
+        """The loss trained on, given the training set (its class counts, for a weighted loss)."""
+        return self.loss(recipe)
+
+    def watch(self, recipe: Recipe, optimizer: torch.optim.Optimizer, train_batches: Iterable,
+              val_set, loss_fn, precision: train.Precision):
+        """What runs after every epoch, or None.
+
+        A watch is called as ``watch(epoch, history, model)`` by :func:`evakit.train.fit` (True
+        stops training), and ``watch.finish(model)`` returns the model to keep and extra
+        metrics (percentages) once training ends.
+        """
+        return None
+
 
 def digit_sum_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the digit (first 10 logits) plus that of the sum (last 19)."""
@@ -221,3 +253,10 @@ class TinyImageNet(Task):
 
 
 TASKS[TinyImageNet.name] = TinyImageNet()
+
+# Session 12's task — classification with a validation split, class subsets and transfer,
+# imbalance losses, mixing and policy augmentation, SWA — adds itself to TASKS on import
+# (evakit.practice builds on this module, so it is imported last).
+# Session 11's contrastive task (CLIP) likewise lives with its captions and loss in evakit.clip.
+from evakit import clip as _clip  # noqa: E402, F401
+from evakit import practice  # noqa: E402, F401

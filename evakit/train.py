@@ -27,6 +27,7 @@ from evakit.errors import ArgumentError, CheckpointError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CorrectFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+EpochCallback = Callable[[int, "History", nn.Module], bool]
 PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
 
 
@@ -48,7 +49,11 @@ def pick_device() -> torch.device:
 
 @dataclass
 class History:
-    """Per-epoch metrics of one training run (index i is epoch i + 1)."""
+    """Per-epoch metrics of one training run (index i is epoch i + 1).
+
+    ``val_loss`` and ``val_acc`` are filled only by a run that holds out a validation set
+    (session 12); they are left out of :meth:`to_dict` while empty.
+    """
 
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
@@ -56,6 +61,8 @@ class History:
     test_acc: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.test_acc)
@@ -66,11 +73,25 @@ class History:
             getattr(self, name).append(float(value))
 
     def to_dict(self) -> dict[str, list[float]]:
-        return asdict(self)
+        d = asdict(self)
+        for name in ("val_loss", "val_acc"):
+            if not d[name]:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, list[float]]) -> History:
         return cls(**{k: list(v) for k, v in d.items()})
+
+    def time_to(self, accuracy: float) -> tuple[int, float] | None:
+        """The first (1-based epoch, seconds of training so far) whose test accuracy reaches
+        ``accuracy`` %, or None when no epoch does."""
+        elapsed = 0.0
+        for epoch, (seconds, acc) in enumerate(zip(self.seconds, self.test_acc, strict=True), 1):
+            elapsed += seconds
+            if acc >= accuracy:
+                return epoch, elapsed
+        return None
 
     def best(self, metric: str = "test_acc") -> tuple[int, float]:
         """The (1-based epoch, value) where ``metric`` peaked."""
@@ -82,16 +103,6 @@ class History:
 def top1(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Which predictions (arg-max of the logits) equal their labels."""
     return out.argmax(1) == y
-
-    def time_to(self, accuracy: float) -> tuple[int, float] | None:
-        """The first (1-based epoch, seconds of training so far) whose test accuracy reaches
-        ``accuracy`` %, or None when no epoch does."""
-        elapsed = 0.0
-        for epoch, (seconds, acc) in enumerate(zip(self.seconds, self.test_acc, strict=True), 1):
-            elapsed += seconds
-            if acc >= accuracy:
-                return epoch, elapsed
-        return None
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -237,7 +248,7 @@ def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
         checkpoint: str | Path | None = None, resume: bool = False,
         correct_fn: CorrectFn = top1, precision: Precision = FP32,
         identity: dict | None = None, progress: bool | None = None, verbose: bool = True,
-        stop_after: int | None = None) -> History:
+        stop_after: int | None = None, on_epoch: EpochCallback | None = None) -> History:
     """Train ``model`` for ``epochs`` and evaluate it on ``test`` after each.
 
     Args:
@@ -258,6 +269,9 @@ def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
             a terminal or an interactive notebook, lines in CI and FAST runs.
         verbose: print one summary line per epoch.
         stop_after: stop after this epoch (simulates a killed run in tests).
+        on_epoch: called as ``on_epoch(epoch, history, model)`` after each epoch's test (1-based
+            epoch), before the checkpoint; it may add to the history (a validation score) and
+            returns True to stop training (early stopping).
 
     Returns:
         The run's :class:`History`.
@@ -296,13 +310,16 @@ def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
             scheduler.step()
         history.append(train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                        test_acc=test_acc, lr=lr, seconds=time.perf_counter() - t0)
+        stop = bool(on_epoch(epoch + 1, history, model)) if on_epoch is not None else False
         if verbose:
+            val = (f"  val loss {history.val_loss[-1]:.4f} acc {history.val_acc[-1]:6.2f}%"
+                   if len(history.val_acc) == len(history) else "")
             print(f"epoch {epoch + 1:>3}/{epochs}  lr {lr:.4g}  train loss {train_loss:.4f} "
-                  f"acc {train_acc:6.2f}%  test loss {test_loss:.4f} acc {test_acc:6.2f}%  "
+                  f"acc {train_acc:6.2f}%  test loss {test_loss:.4f} acc {test_acc:6.2f}%{val}  "
                   f"({history.seconds[-1]:.1f}s)", flush=True)
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, optimizer, scheduler, train, history, identity)
-        if stop_after is not None and epoch + 1 >= stop_after:
+        if stop or (stop_after is not None and epoch + 1 >= stop_after):
             break
     return history
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from evakit.errors import ArgumentError
 from evakit.train import History
 
 
@@ -303,3 +305,183 @@ def _same_test_set(record, test_set) -> None:
     if test_set.identity().images_md5 != record.data["test"].images_md5:
         raise ValueError(f"these test images are not the ones {record.recipe} was scored on "
                          f"({record.test_set()}): load the same split without FAST slicing")
+
+
+@dataclass(frozen=True)
+class Box:
+    """One labelled block of a :func:`diagram`, placed on a grid of columns and rows.
+
+    Attributes:
+        label: the text in the box (``\\n`` breaks lines).
+        col: its column (x, left to right); fractions place it between columns.
+        row: its row (y, top to bottom); fractions place it between rows.
+        color: its fill colour.
+        shape: ``"box"`` (a rounded rectangle) or ``"circle"`` (a neuron, a sum node).
+        width: its width in column units (a box may span several columns).
+    """
+
+    label: str
+    col: float
+    row: float
+    color: str = "#dbe9f6"
+    shape: str = "box"
+    width: float = 0.8
+
+
+@dataclass(frozen=True)
+class Arrow:
+    """An arrow of a :func:`diagram` from box ``src`` to box ``dst``.
+
+    Attributes:
+        src, dst: names of boxes.
+        label: text written at the arrow's middle (a weight, a tensor shape).
+        curve: bend of the arrow (0 straight; ±0.3 to ±0.6 for a skip connection arcing
+            over or under the boxes between; positive bends to the left of the direction of
+            travel, as matplotlib's ``arc3``).
+        dashed: draw it dashed (e.g. a path taken only at training time).
+        label_at: where the label sits along the visible arrow, 0 (start) to 1 (tip); move
+            it off the middle where two labelled arrows cross.
+    """
+
+    src: str
+    dst: str
+    label: str = ""
+    curve: float = 0.0
+    dashed: bool = False
+    label_at: float = 0.5
+
+
+SHAPES = ("box", "circle")
+EDGE = "#333333"
+
+
+def diagram(boxes: Mapping[str, Box], arrows: Sequence[Arrow | tuple], *,
+            title: str | None = None, col_width: float = 2.2, row_height: float = 1.2,
+            fontsize: float = 9) -> Figure:
+    """A block diagram: labelled boxes on a grid of columns and rows joined by arrows.
+
+    The same helper draws a small fully connected network (circles, weights on the arrows), a
+    network's skeleton (one column per layer), a block with branches (an Inception block: one
+    row per branch) or a residual block (a curved skip arrow around the main path).
+
+    Args:
+        boxes: box name → :class:`Box` (its label, column, row and look).
+        arrows: :class:`Arrow` objects, or tuples ``(src, dst)`` / ``(src, dst, label)``.
+        title: a title over the figure.
+        col_width: inches per column.
+        row_height: inches per row.
+        fontsize: size of the box labels (arrow labels are a little smaller).
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> viz.diagram({"x": Box("input", 0, 0), "f": Box("conv 3×3", 1, 0)},
+        ...             [("x", "f", "1×28×28")])
+    """
+    from matplotlib.patches import Ellipse, FancyArrowPatch, FancyBboxPatch
+
+    if not boxes:
+        raise ArgumentError("diagram() needs at least one box")
+    for name, box in boxes.items():
+        if not isinstance(box, Box):
+            raise ArgumentError(f"box {name!r} must be a viz.Box, got {type(box).__name__}")
+        if box.shape not in SHAPES:
+            raise ArgumentError(f"box {name!r} has shape {box.shape!r}: expected one of "
+                                f"{SHAPES}")
+    arrows = [_as_arrow(a, i, boxes) for i, a in enumerate(arrows)]
+    half = max(b.width for b in boxes.values()) / 2
+    # the grid's extent, and the bulge of every curved arrow (computed in inches, y up)
+    xs = [b.col for b in boxes.values()]
+    ys = [b.row for b in boxes.values()]
+    for arrow in arrows:
+        if arrow.curve:
+            a, b = boxes[arrow.src], boxes[arrow.dst]
+            x, y = _bezier(a.col * col_width, -a.row * row_height, b.col * col_width,
+                           -b.row * row_height, arrow.curve, 0.5)
+            xs.append(x / col_width)
+            ys.append(-y / row_height)
+    x0, x1 = min(xs) - half - 0.1, max(xs) + half + 0.1
+    y0, y1 = min(ys) - 0.5, max(ys) + 0.5
+    band = 0.4 if title else 0.0                          # inches above for the title
+    height_in = (y1 - y0) * row_height
+    fig = plt.figure(figsize=((x1 - x0) * col_width, height_in + band))
+    ax = fig.add_axes((0.0, 0.0, 1.0, height_in / (height_in + band)))
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y1, y0)                                   # row 0 at the top
+    ax.axis("off")
+    height = 0.62
+    diameter = 0.6 * min(col_width, row_height)           # inches: round whatever the grid
+    patches = {}
+    for name, box in boxes.items():
+        if box.shape == "circle":
+            patch = Ellipse((box.col, box.row), diameter / col_width, diameter / row_height,
+                            facecolor=box.color, edgecolor=EDGE)
+        else:
+            patch = FancyBboxPatch((box.col - box.width / 2, box.row - height / 2), box.width,
+                                   height, boxstyle="round,pad=0,rounding_size=0.06",
+                                   facecolor=box.color, edgecolor=EDGE, mutation_aspect=0.5)
+        ax.add_patch(patch)
+        patches[name] = patch
+        ax.text(box.col, box.row, box.label, ha="center", va="center", fontsize=fontsize,
+                zorder=3)
+    for arrow in arrows:
+        a, b = boxes[arrow.src], boxes[arrow.dst]
+        ax.add_patch(FancyArrowPatch(
+            (a.col, a.row), (b.col, b.row), patchA=patches[arrow.src],
+            patchB=patches[arrow.dst], arrowstyle="-|>", mutation_scale=12,
+            connectionstyle=f"arc3,rad={arrow.curve}", color=EDGE, lw=1.0,
+            linestyle="--" if arrow.dashed else "-", zorder=2))
+        if arrow.label:
+            x, y = _label_point(ax, a, b, arrow, height, diameter / col_width,
+                                diameter / row_height)
+            ax.text(x, y, arrow.label, ha="center", va="center", fontsize=fontsize - 1.5,
+                    zorder=4, bbox={"boxstyle": "round,pad=0.15", "fc": "white",
+                                    "ec": "none", "alpha": 0.9})
+    if title:
+        fig.suptitle(title, y=1 - 0.5 * band / (height_in + band), va="center")
+    return fig
+
+
+def _as_arrow(arrow, i: int, boxes: Mapping[str, Box]) -> Arrow:
+    if not isinstance(arrow, Arrow):
+        if not isinstance(arrow, tuple | list) or len(arrow) not in (2, 3):
+            raise ArgumentError(f"arrow {i} must be a viz.Arrow or a tuple (src, dst) or "
+                                f"(src, dst, label), got {arrow!r}")
+        arrow = Arrow(*arrow)
+    for end in (arrow.src, arrow.dst):
+        if end not in boxes:
+            raise ArgumentError(f"arrow {i} goes from {arrow.src!r} to {arrow.dst!r}, but no "
+                                f"box is named {end!r}: the boxes are {sorted(boxes)}")
+    return arrow
+
+
+def _bezier(xa: float, ya: float, xb: float, yb: float, curve: float,
+            t: float) -> tuple[float, float]:
+    """The point at ``t`` of matplotlib's ``arc3`` curve from (xa, ya) to (xb, yb) (y up).
+
+    arc3 is the quadratic Bézier whose control point is the chord's middle + rad × (dy, −dx).
+    """
+    cx, cy = (xa + xb) / 2 + curve * (yb - ya), (ya + yb) / 2 - curve * (xb - xa)
+    u = 1 - t
+    return u * u * xa + 2 * t * u * cx + t * t * xb, u * u * ya + 2 * t * u * cy + t * t * yb
+
+
+def _exit(box: Box, dcol: float, drow: float, height: float, rx: float, ry: float) -> float:
+    """The fraction of the centre-to-centre step (dcol, drow) that lies inside ``box``."""
+    if box.shape == "circle":
+        return 1 / max(((dcol / (rx / 2)) ** 2 + (drow / (ry / 2)) ** 2) ** 0.5, 1e-9)
+    return min(box.width / 2 / abs(dcol) if dcol else float("inf"),
+               height / 2 / abs(drow) if drow else float("inf"))
+
+
+def _label_point(ax, a: Box, b: Box, arrow: Arrow, height: float, rx: float,
+                 ry: float) -> tuple[float, float]:
+    """Where an arrow's label goes: ``label_at`` of the way along its visible part."""
+    dcol, drow = b.col - a.col, b.row - a.row
+    start = _exit(a, dcol, drow, height, rx, ry)
+    end = 1 - _exit(b, -dcol, -drow, height, rx, ry)
+    t = start + arrow.label_at * (end - start) if end > start else 0.5
+    (xa, ya), (xb, yb) = ax.transData.transform([(a.col, a.row), (b.col, b.row)])
+    x, y = ax.transData.inverted().transform(_bezier(xa, ya, xb, yb, arrow.curve, t))
+    return float(x), float(y)

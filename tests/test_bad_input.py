@@ -124,7 +124,7 @@ def test_check_with_a_broken_record_names_the_file(tmp_path, capsys, text, says)
     (["train", "s04/step3", "--seed", "-1"], "expected a non-negative integer"),
     (["train", "s04/step3", "--precision", "fp8"], "invalid choice: 'fp8'"),
     (["check", "s04", "no-such-record"], "no record for 'no-such-record'"),
-    (["check", "s09", "s04/step3"], "no assignment constraints for session 's09'"),
+    (["check", "s99", "s04/step3"], "no assignment constraints for session 's99'"),
     (["lr-find", "s04/step3", "--start-lr", "1", "--end-lr", "0.5"], "below --end-lr"),
 ])
 def test_bad_arguments_are_one_sentence(capsys, args, says):

@@ -11,8 +11,9 @@ PARAMETERS = {
     "s01/rf-net": 25_236, "s02/first-kernel": 14_378, "s03/assignment": 10_412,
     "s04/drill": 194_884, "s04/setup": 6_379_786, "s05/norm-net": 8_568,
     "s06/cifar-net": 184_386, "s07/resnet18": 11_173_962, "s07/resnet34": 21_282_122,
-    "s08/custom-resnet": 6_573_120, "s11/bert": 826_818, "s11/gpt": 809_856,
-    "s10/convmixer": 594_186, "s10/vit": 572_074, "s25/digit-sum": 34_253,
+    "s08/custom-resnet": 6_573_120, "s09/stn": 27_420, "s09/ultimus": 25_978,
+    "s10/convmixer": 594_186, "s10/vit": 572_074, "s11/bert": 826_818, "s11/clip": 146_577,
+    "s11/gpt": 809_856, "s25/digit-sum": 34_253,
 }
 
 
@@ -20,6 +21,9 @@ def _inputs(name: str, batch: int = 2):
     size = models.input_size(name)
     if name == "s25/digit-sum":
         return torch.zeros(batch, *size), torch.zeros(batch, dtype=torch.long)
+    if name == "s11/clip":                              # images and their captions' tokens
+        tokens = torch.tensor([[5, 6, 1, 0]] * batch)   # two words, end of text, padding
+        return torch.zeros(batch, *size), tokens
     if len(size) == 1:                                  # a token sequence
         return (torch.zeros(batch, *size, dtype=torch.long),)
     return (torch.zeros(batch, *size),)
@@ -38,7 +42,8 @@ def test_model_builds_runs_and_has_its_size(name):
     if len(size) == 1:
         assert out.shape[:2] == (2, size[0])               # logits per position
     else:
-        assert out.shape == (2, 29 if name == "s25/digit-sum" else 10)
+        classes = {"s25/digit-sum": 29, "s11/clip": 2}     # CLIP: 2 images × 2 captions
+        assert out.shape == (2, classes.get(name, 10))
     assert models.count_parameters(model) == PARAMETERS[name]
     if len(size) == 3:      # torchinfo counts a tied embedding twice, so CNNs only
         counted = torchinfo.summary(model, input_data=list(_inputs(name)), verbose=0)

@@ -5,10 +5,10 @@ one input looks like. The networks live by family: :mod:`evakit.models.cnn` for 
 convolutional networks of sessions 1–8, :mod:`evakit.models.attention` for session 9's
 attention networks (ULTIMUS, the spatial transformer), :mod:`evakit.models.vit` for session 10's
 vision transformer and ConvMixer, :mod:`evakit.models.language` for the transformers that read
-text (GPT, BERT) in session 11.
+text (GPT, BERT) in session 11, :mod:`evakit.models.clip` for its image–text model (CLIP).
 """
 
-from evakit.models import attention, cnn, language, vit
+from evakit.models import attention, clip, cnn, language, vit
 from evakit.models.cnn import (
     BasicBlock,
     CifarNet,
@@ -23,5 +23,6 @@ from evakit.models.cnn import (
 from evakit.models.registry import count_parameters, create, input_size, names, register
 
 __all__ = ["BasicBlock", "CifarNet", "CifarResNet", "CustomResNet", "DepthwiseSeparable",
-           "DrillNet", "attention", "cnn", "conv_bn_relu", "conv_block", "count_parameters",
-           "create", "input_size", "language", "names", "norm_layer", "register", "vit"]
+           "DrillNet", "attention", "clip", "cnn", "conv_bn_relu", "conv_block",
+           "count_parameters", "create", "input_size", "language", "names", "norm_layer",
+           "register", "vit"]
