@@ -164,10 +164,10 @@ def path_for(recipe: str, directory: Path | None = None, seed: int | None = None
     return (directory or records_dir()) / f"{recipe}{suffix}.json"
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, where: Path = Path(__file__).parent) -> str:
     try:
         return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
+                              cwd=where).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""
 
@@ -179,16 +179,18 @@ def _device_name(device: str) -> str:
            f"{torch.get_num_threads()} torch threads"
 
 
-def git_state() -> dict:
-    """The commit the code is at, and whether tracked files differ from it.
+def git_state(where: Path = Path(__file__).parent) -> dict:
+    """The commit the code is at, and whether tracked files other than the records differ
+    from it (a record written by an earlier run is output, not code).
 
     Where the code runs from a copy without ``.git`` (a remote GPU box), the caller states the
     commit the copy was made from in ``EVAKIT_GIT_COMMIT``.
     """
-    commit = _git("rev-parse", "HEAD")
+    commit = _git("rev-parse", "HEAD", where=where)
     if commit:
-        return {"git_commit": commit,
-                "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+        changed = _git("status", "--porcelain", "--untracked-files=no", "--",
+                       ":(top)", ":(top,exclude)book/records", where=where)
+        return {"git_commit": commit, "git_dirty": bool(changed)}
     return {"git_commit": os.environ.get("EVAKIT_GIT_COMMIT", ""), "git_dirty": False}
 
 
