@@ -13,7 +13,7 @@ a recipe names (``task="contrastive"``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 import torch
@@ -207,7 +207,7 @@ def embed_images(model: CLIP, batches: Iterable,
     return torch.cat(embs), torch.cat(labels)
 
 
-class CaptionLoader:
+class CaptionLoader(data.PairedLoader):
     """Image batches, each image paired with a caption of its digit.
 
     Yields ``((images, tokens), labels)``. Each caption's template is drawn from the loader's
@@ -224,31 +224,14 @@ class CaptionLoader:
 
     def __init__(self, loader: data.Loader, captions: Captions, templates: Sequence[str], *,
                  seed: int = 0, fixed: bool = False) -> None:
-        self.loader = loader
+        super().__init__(loader, seed=seed, fixed=fixed)
         self.captions = captions
         self.templates = tuple(templates)
         self.tokens = captions.table(self.templates)
-        self.seed = seed
-        self.fixed = fixed
-        self.generator = torch.Generator().manual_seed(seed)
 
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self) -> Iterator[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]]:
-        if self.fixed:
-            self.generator.manual_seed(self.seed)
-        for x, y in self.loader:
-            which = torch.randint(len(self.templates), (len(y),), generator=self.generator)
-            yield (x, self.tokens[which, y.cpu()].to(y.device)), y
-
-    def state_dict(self) -> dict:
-        """Both generators' states, so a resumed run draws the same batches and captions."""
-        return {"loader": self.loader.state_dict(), "generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.loader.load_state_dict(state["loader"])
-        self.generator.set_state(state["generator"])
+    def pair(self, x: torch.Tensor, y: torch.Tensor):
+        which = torch.randint(len(self.templates), (len(y),), generator=self.generator)
+        return (x, self.tokens[which, y.cpu()].to(y.device)), y
 
 
 class Contrastive(Task):

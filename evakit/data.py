@@ -432,17 +432,17 @@ class Loader:
             self.epoch, self.flipped = state["epoch"], state["flipped"]
 
 
-class DigitSumLoader:
-    """Session 2.5's data: each MNIST image paired with a random integer 0–9.
+class PairedLoader:
+    """A :class:`Loader`'s batches, each image paired with something drawn at random.
 
-    Yields ``((images, numbers), targets)`` where ``targets[:, 0]`` is the digit and
-    ``targets[:, 1]`` the sum digit + number (0–18). Numbers are drawn from their own seeded
-    generator: fresh every epoch for training, the same every pass for testing (``fixed=True``).
+    What is drawn comes from the loader's own seeded generator: fresh every epoch for
+    training, the same every pass for testing (``fixed=True``). A subclass says what to draw
+    in :meth:`pair`.
 
     Args:
-        loader: a :class:`Loader` over MNIST.
-        seed: seed of the number generator.
-        fixed: draw the same numbers on every pass (for a test set).
+        loader: the image batches.
+        seed: seed of the generator.
+        fixed: draw the same on every pass (for a test set).
     """
 
     def __init__(self, loader: Loader, *, seed: int = 0, fixed: bool = False) -> None:
@@ -457,15 +457,31 @@ class DigitSumLoader:
     def __iter__(self) -> Iterator[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]]:
         if self.fixed:
             self.generator.manual_seed(self.seed)
-        for x, digits in self.loader:
-            numbers = torch.randint(0, 10, (len(digits),), generator=self.generator)
-            numbers = numbers.to(digits.device)
-            yield (x, numbers), torch.stack([digits, digits + numbers], dim=1)
+        for x, y in self.loader:
+            yield self.pair(x, y)
+
+    def pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor],
+                                                             torch.Tensor]:
+        """``((inputs, drawn), targets)`` for one batch, drawing from ``self.generator``."""
+        raise NotImplementedError
 
     def state_dict(self) -> dict:
-        """Both generators' states, so a resumed run draws the same batches and numbers."""
+        """Both generators' states, so a resumed run draws the same batches and pairs."""
         return {"loader": self.loader.state_dict(), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.loader.load_state_dict(state["loader"])
         self.generator.set_state(state["generator"])
+
+
+class DigitSumLoader(PairedLoader):
+    """Session 2.5's data: each MNIST image paired with a random integer 0–9.
+
+    Yields ``((images, numbers), targets)`` where ``targets[:, 0]`` is the digit and
+    ``targets[:, 1]`` the sum digit + number (0–18).
+    """
+
+    def pair(self, x: torch.Tensor, digits: torch.Tensor):
+        numbers = torch.randint(0, 10, (len(digits),), generator=self.generator)
+        numbers = numbers.to(digits.device)
+        return (x, numbers), torch.stack([digits, digits + numbers], dim=1)

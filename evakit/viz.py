@@ -63,6 +63,21 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, *, cols: i
     return fig
 
 
+def image_rows(rows: Mapping[str, Sequence], *, cols: int = 8, size: float = 1.4) -> Figure:
+    """One row of images per name (the name written at the row's left): the first ``cols``
+    images of each, e.g. one batch under several augmentations."""
+    fig, axes = plt.subplots(len(rows), cols, figsize=(size * cols, 1.04 * size * len(rows)),
+                             squeeze=False)
+    for r, (name, images) in enumerate(rows.items()):
+        for c in range(cols):
+            axes[r, c].imshow(to_hwc(images[c]), cmap="gray")
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def channels(image, names: Sequence[str] = ("red", "green", "blue")) -> Figure:
     """An RGB image beside each of its channels, each channel drawn in its own colour."""
     a = to_hwc(image)
@@ -157,16 +172,30 @@ def curves(runs: Mapping[str, History | Mapping[str, Sequence[float]]], *,
     return fig
 
 
-def lr_range(result, *, ax=None) -> Figure:
-    """The LR range test: smoothed loss against learning rate (log axis), suggestion marked."""
+def lr_range(result, *, ax=None, readings: bool = False) -> Figure:
+    """The LR range test: smoothed loss against learning rate (log axis), suggestion marked.
+
+    With ``readings``, also what :class:`evakit.train.LRRangeResult` reads before the turn-up
+    (shaded after it, where nothing is read): where the loss starts to fall and where it is
+    lowest.
+    """
     fig, ax = (plt.subplots(figsize=(6, 4)) if ax is None else (ax.figure, ax))
     ax.plot(result.lrs, result.losses)
     ax.axvline(result.suggested_lr, color="C3", ls="--",
                label=f"steepest descent: {result.suggested_lr:.2g}")
+    if readings:
+        if result.usable < len(result.lrs):
+            turn = result.lrs[result.usable]
+            ax.axvspan(turn, result.lrs[-1], color="grey", alpha=0.15,
+                       label=f"after the turn-up at {turn:.2g}: not read")
+        ax.axvline(result.falling_lr, color="C2", ls=":",
+                   label=f"starts to fall: {result.falling_lr:.2g}")
+        ax.axvline(result.minimum_lr, color="C1", ls="-.",
+                   label=f"lowest before the turn-up: {result.minimum_lr:.2g}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("smoothed loss")
-    ax.legend()
+    ax.legend(fontsize=8 if readings else None)
     ax.grid(alpha=0.3)
     return fig
 

@@ -131,3 +131,11 @@ def test_diagram_bad_input_is_one_sentence():
         viz.diagram({}, [])
     with pytest.raises(ArgumentError, match="must be a viz.Box"):
         viz.diagram({"a": ("a", 0, 0)}, [])
+
+
+def test_image_rows_draws_one_labelled_row_per_name():
+    batch = torch.rand(8, 3, 8, 8)
+    fig = viz.image_rows({"original": batch, "flipped": batch.flip(-1)}, cols=4)
+    axes = fig.axes
+    assert len(axes) == 8
+    assert [axes[0].get_ylabel(), axes[4].get_ylabel()] == ["original", "flipped"]
