@@ -329,14 +329,7 @@ for draw in (1, 2):
         (pipeline(image=img)["image"] * std + mean).clamp(0, 1) for img in hwc]
 for draw in (1, 2):
     rows[f"batch version, draw {draw}"] = batch_version(batch, g)
-fig, axes = plt.subplots(len(rows), 8, figsize=(11, 1.45 * len(rows)))
-for r, (name, imgs) in enumerate(rows.items()):
-    for c in range(8):
-        axes[r, c].imshow(viz.to_hwc(imgs[c]))
-        axes[r, c].set_xticks([])
-        axes[r, c].set_yticks([])
-    axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
-fig.tight_layout()
+viz.image_rows(rows);
 
 # %% [markdown]
 # One difference is worth knowing. albumentations places the hole entirely inside the
@@ -404,14 +397,7 @@ rows = {
     "cutout 16, mean": augment.cutout(16, fill=test_set.mean)(batch, g),
     "Patch Gaussian": augment.patch_gaussian(16, 0.8)(batch, g),
 }
-fig, axes = plt.subplots(len(rows), 8, figsize=(11, 1.45 * len(rows)))
-for r, (name, imgs) in enumerate(rows.items()):
-    for c in range(8):
-        axes[r, c].imshow(viz.to_hwc(imgs[c]))
-        axes[r, c].set_xticks([])
-        axes[r, c].set_yticks([])
-    axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
-fig.tight_layout()
+viz.image_rows(rows);
 
 # %% [markdown]
 # **Cutout** (DeVries & Taylor, 2017) hides a square, so the network cannot lean on one

@@ -345,19 +345,10 @@ recipe = recipes.get("s08/custom-resnet")
 found = records.load_range("s08/custom-resnet")
 sweep = train.LRRangeResult(found["lrs"], found["losses"])
 turn_lr = sweep.lrs[sweep.usable] if sweep.usable < len(sweep.lrs) else None
-
 fig, ax = plt.subplots(figsize=(8, 4))
-viz.lr_range(sweep, ax=ax)
-if turn_lr is not None:
-    ax.axvspan(turn_lr, sweep.lrs[-1], color="grey", alpha=0.15,
-               label=f"after the turn-up at {turn_lr:.2g}: not read")
-ax.axvline(sweep.falling_lr, color="C2", ls=":",
-           label=f"starts to fall: {sweep.falling_lr:.2g} → the bottom")
-ax.axvline(sweep.minimum_lr, color="C1", ls="-.",
-           label=f"lowest before the turn-up: {sweep.minimum_lr:.2g} → the top")
+viz.lr_range(sweep, ax=ax, readings=True)
 ax.set_title(f"recorded range test of {found['recipe']} ({len(sweep.lrs)} batches of "
              f"{found['batch_size']}, {found['precision']})", fontsize=10)
-ax.legend(fontsize=8)
 fig.tight_layout()
 
 # %% tags=["remove-input"]
