@@ -93,6 +93,9 @@ def check(html_dir: Path) -> list[str]:
 
 
 def _has_maths(text: str) -> bool:
+    if "# %%" in text:          # a py:percent session: its markdown cells are the prose
+        cells = re.split(r"(?m)^# %%", text)
+        text = "\n".join(c for c in cells if c.startswith(" [markdown]"))
     prose = re.sub(r"```.*?```|`[^`]*`", "", text, flags=re.S)  # code is not maths
     return "$" in prose
 

@@ -164,6 +164,44 @@ git("branch");
 # and `>>>>>>>` markers, you edit the file to the version you want, then `git add` it and
 # `git commit`.
 #
+# Underneath, that history is a graph: every commit points to its parent, a merge commit to
+# two. Drawn from `git log` of the project (the first-parent line of `main` at the bottom):
+
+# %%
+import matplotlib.pyplot as plt
+
+
+def commit_graph(cwd: str = "project", branch: str = "main"):
+    """Every commit of the repository as a dot, an arrow to each parent; returns the figure."""
+    def lines(*args: str) -> list[str]:
+        return subprocess.run(["git", *args], cwd=root / cwd, env=ISOLATED, check=True,
+                              capture_output=True, text=True).stdout.splitlines()
+    commits = [line.split("|", 1) for line in
+               lines("log", "--all", "--topo-order", "--reverse", "--format=%H %P|%s")]
+    trunk = set(lines("rev-list", "--first-parent", branch))
+    at = {ids.split()[0]: (x, 0 if ids.split()[0] in trunk else 1)
+          for x, (ids, _) in enumerate(commits)}
+    fig, ax = plt.subplots(figsize=(2.1 * len(commits) + 1, 2.6))
+    for ids, subject in commits:
+        child, *parents = ids.split()
+        for parent in parents:
+            ax.annotate("", at[parent], at[child],
+                        arrowprops={"arrowstyle": "->", "color": "grey", "shrinkA": 9,
+                                    "shrinkB": 9})
+        x, y = at[child]
+        ax.plot(x, y, "o", ms=14, color="C0" if y == 0 else "C1")
+        ax.text(x, y - 0.35 if y == 0 else y + 0.3, subject[:20], ha="center", fontsize=8)
+    ax.set_ylim(-0.8, 1.7)
+    ax.set_xlim(-0.7, len(commits) - 0.3)
+    ax.axis("off")
+    ax.set_title(f"commits of the project: {branch} (blue) and the branch merged into it "
+                 "(orange); arrows point to parents", fontsize=9)
+    return fig
+
+
+commit_graph();
+
+# %% [markdown]
 # ## 5. Going back to an old version
 #
 # `HEAD` is the commit you are on; `HEAD~1` its parent, `HEAD~2` the one before. Three
