@@ -122,7 +122,8 @@ viz.image_grid(x * train_set.std[0] + train_set.mean[0], [f"label {int(v)}" for 
 rates = bench.loader(images=2048, workers=(0,))
 Table(["pipeline", "images", "seconds", "images / s"],
       [[r.name, r.images, round(r.seconds, 3), round(r.per_second)] for r in rates],
-      f"evakit's batch rotation delivers {rates[0].per_second / rates[1].per_second:.1f}× "
+      f"evakit's batch rotation delivers "
+      f"{rates[0].per_second / rates[1].per_second:.1f}× "
       "the images per second of torchvision's per-image rotation, on this machine, now")
 
 # %% [markdown]
@@ -596,7 +597,8 @@ for ax, (title, runs) in zip(axes, ((f"step3, {s3.params:,} parameters", step3_r
     ax.axvspan(epochs - 2.5, epochs + 0.5, color="0.92")
     ax.axhline(99.4, color="k", ls=":", lw=1, label="99.4 %")
     for seed, r in runs.items():
-        ax.plot(range(1, epochs + 1), r.history.test_acc, "o-", ms=3, label=f"seed {seed}")
+        ax.plot(range(1, epochs + 1), r.history.test_acc, "o-", ms=3,
+                label=f"seed {seed}")
     ax.set_xlim(7.5, epochs + 0.5)
     ax.set_ylim(99.0, 99.6)
     ax.set_title(title)

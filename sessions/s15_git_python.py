@@ -172,7 +172,7 @@ import matplotlib.pyplot as plt
 
 
 def commit_graph(cwd: str = "project", branch: str = "main"):
-    """Every commit of the repository as a dot, an arrow to each parent; returns the figure."""
+    """Every commit as a dot with an arrow to each parent; returns the figure."""
     def lines(*args: str) -> list[str]:
         return subprocess.run(["git", *args], cwd=root / cwd, env=ISOLATED, check=True,
                               capture_output=True, text=True).stdout.splitlines()
@@ -190,12 +190,13 @@ def commit_graph(cwd: str = "project", branch: str = "main"):
                                     "shrinkB": 9})
         x, y = at[child]
         ax.plot(x, y, "o", ms=14, color="C0" if y == 0 else "C1")
-        ax.text(x, y - 0.35 if y == 0 else y + 0.3, subject[:20], ha="center", fontsize=8)
+        label_y = y - 0.35 if y == 0 else y + 0.3
+        ax.text(x, label_y, subject[:20], ha="center", fontsize=8)
     ax.set_ylim(-0.8, 1.7)
     ax.set_xlim(-0.7, len(commits) - 0.3)
     ax.axis("off")
-    ax.set_title(f"commits of the project: {branch} (blue) and the branch merged into it "
-                 "(orange); arrows point to parents", fontsize=9)
+    ax.set_title(f"commits of the project: {branch} (blue) and the branch merged into "
+                 "it (orange); arrows point to parents", fontsize=9)
     return fig
 
 

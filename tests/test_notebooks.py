@@ -25,6 +25,17 @@ def test_every_session_has_an_up_to_date_colab_twin():
     assert notebooks.stale_pairs(ROOT) == [], "run `evakit notebooks` to regenerate the twins"
 
 
+def test_session_code_lines_fit_the_page_column():
+    """A code line over 88 characters scrolls sideways on the site's code column (and in Colab)."""
+    long = []
+    for source in sorted((ROOT / "sessions").glob("s[0-9][0-9]_*.py")):
+        for cell in jupytext.read(source, fmt="py:percent").cells:
+            if cell.cell_type == "code":
+                long += [f"{source.name}: {line}" for line in cell.source.splitlines()
+                         if len(line) > 88]
+    assert long == [], "\n".join(long)
+
+
 def test_stale_twin_is_detected(tmp_path):
     shutil.copy(ROOT / "_config.yml", tmp_path)
     (tmp_path / "sessions").mkdir()
