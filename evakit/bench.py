@@ -251,6 +251,54 @@ def s08(device: str | None = None) -> dict:
             "reached_90": h.time_to(90)}
 
 
+CIFAR_TRAIN_IMAGES = 50_000      # the official training set, what a full run trains on
+
+
+@dataclass(frozen=True)
+class RunSpeed:
+    """A recipe's training step, timed here, and the whole run it adds up to."""
+
+    recipe: str
+    rate: Rate
+    epochs: int           # epochs the projected time counts
+    train_images: int
+
+    @property
+    def projected_seconds(self) -> float:
+        """Training steps only: epochs × training images ÷ images per second."""
+        return self.epochs * self.train_images / self.rate.per_second
+
+
+def speedrun(images: int = 4096, device: str | None = None) -> tuple[RunSpeed, RunSpeed]:
+    """Session 8's speedrun against the custom ResNet, both timed in this process.
+
+    Each recipe's training step runs at its own batch size and the fastest precision here, on
+    synthetic CIFAR-shaped batches (content does not change speed). The speedrun counts its
+    whole run; the custom ResNet counts the epochs its recorded run took to reach 90 % (all
+    its epochs when there is no record, or it never did).
+
+    Returns:
+        (speedrun, custom ResNet).
+    """
+    from evakit import records
+
+    device = runner.parse_device(device)
+    precision = train.Precision(train.default_precision(device))
+    speeds = []
+    for name in ("s08/speedrun", "s08/custom-resnet"):
+        recipe = recipes.get(name)
+        epochs = recipe.epochs
+        if name == "s08/custom-resnet" and records.path_for(name).is_file():
+            reached = records.load(name).history.time_to(90)
+            epochs = reached[0] if reached else epochs
+        stream = data.synthetic("synthetic-cifar10", recipe.batch_size * 2)
+        torch.manual_seed(0)
+        batches = _repeat(data.Loader(stream, recipe.batch_size, device=device, drop_last=True))
+        rate = _train_steps(name, batches, recipe.build_model(), images, device, precision)
+        speeds.append(RunSpeed(name, rate, epochs, CIFAR_TRAIN_IMAGES))
+    return speeds[0], speeds[1]
+
+
 # --------------------------------------------------------------------------- session 11's GPT
 
 GPT_TARGET = 1.88   # nanoGPT's baby character model reaches this held-out loss (README, CPU run)

@@ -7,7 +7,8 @@
     evakit summary RECIPE|MODEL            the EVA table (layers, shapes, RF, params)
     evakit sheet backprop|feedforward -o FILE [--lr LR ...] [--steps N]
     evakit check SESSION RECORD            grade a recorded run (a recipe name or a JSON path)
-    evakit bench loader|s04|cifar|gpt      speed figures, with a baseline from the same run
+    evakit bench loader|s04|cifar|precision|s08|gpt|speedrun
+                                           speed figures, with a baseline from the same run
     evakit anchors ANNOTATIONS.json [--k 3 4 5 6] [--plot FILE]
                                            anchor boxes by k-means (1 - IoU) on COCO-format boxes
     evakit notebooks [--check]             regenerate (or check) the sessions' .ipynb twins
@@ -86,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--structure", action="store_true",
                    help="grade the recipe's model alone (no record: no accuracy constraints)")
     b = sub.add_parser("bench", help="speed figures against a baseline in the same run")
-    b.add_argument("what", choices=["loader", "s04", "cifar", "precision", "s08", "gpt"])
+    b.add_argument("what", choices=["loader", "s04", "cifar", "precision", "s08", "gpt",
+                                    "speedrun"])
     b.add_argument("--images", type=_positive, help="images per pipeline (loader: 20 000, "
                    "cifar: 10 000)")
     b.add_argument("--step-images", type=_positive,
@@ -245,6 +247,8 @@ def _bench(args) -> int:
         return _bench_s08(bench)
     if args.what == "gpt":
         return _bench_gpt(bench, args)
+    if args.what == "speedrun":
+        return _bench_speedrun(bench, args)
     result = bench.s04(max_epochs=args.epochs, device=args.device)
     reached = result["reached_99_4"]
     print(f"{result['recipe']} on {result['device']} ({result['threads']} torch threads, "
@@ -291,6 +295,21 @@ def _bench_gpt(bench, args) -> int:
               f"{base.reached[1] / ours.reached[1]:.1f}× as long to reach {ours.target}")
     print(f"  tokens per second: {ours.tokens_per_second / base.tokens_per_second:.1f}× the "
           "baseline's")
+    return 0
+
+
+def _bench_speedrun(bench, args) -> int:
+    import torch
+    fast, base = bench.speedrun(args.images or 4096, device=args.device)
+    print(f"session 8's speedrun against the custom ResNet, training steps only, "
+          f"{fast.rate.images:,} images each, {torch.get_num_threads()} torch threads:")
+    for speed, what in ((fast, "its whole run"), (base, "to 90 % as recorded")):
+        print(f"  {speed.recipe:<18} {speed.rate.per_second:>7,.0f} images/s; {speed.epochs} "
+              f"epochs ({what}) of {speed.train_images:,} images: "
+              f"{speed.projected_seconds / 60:.1f} min")
+    ratio = base.projected_seconds / fast.projected_seconds
+    print(f"  ratio: the custom ResNet takes {ratio:.1f}× as long to reach 90 % as the speedrun "
+          "takes for its whole run")
     return 0
 
 

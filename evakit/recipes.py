@@ -135,6 +135,31 @@ class Practice:
 
 
 @dataclass(frozen=True)
+class Speedrun:
+    """Session 8's speedrun training, each trick a switch (see :mod:`evakit.speedrun`).
+
+    A recipe sets them with ``speedrun=Speedrun(...)`` and ``task="speedrun"``; like
+    :class:`Practice`, an unset one is absent from the recipe's config.
+
+    Attributes:
+        bias_lr_scale: BatchNorm biases train at this multiple of the LR, their weight decay
+            divided by it (so the decay per step is the same as the other weights').
+        lookahead: every 5 steps, pull the weights to their running average (an EMA whose
+            memory grows as training ends) and continue from there.
+        whiten_images: training images the whitening layer's filters are computed from.
+        translate: pixels an image is shifted by at most (reflect-padded random crop).
+        alternate_flip: mirror half the images in even epochs and the other half in odd ones,
+            instead of mirroring each at random.
+    """
+
+    bias_lr_scale: float = 64.0
+    lookahead: bool = True
+    whiten_images: int = 5000
+    translate: int = 2
+    alternate_flip: bool = True
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One training configuration (every hyperparameter named once)."""
 
@@ -153,11 +178,11 @@ class Recipe:
     nesterov: bool = False
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
-    scheduler: str | None = None    # None, "step", "onecycle" or "plateau"
+    scheduler: str | None = None    # None, "step", "onecycle", "triangle" or "plateau"
     step_size: int = 5              # step: divide the LR by 10 every this many epochs
-    pct_start: float = 0.3          # one-cycle: fraction of the run spent raising the LR
-    lr_start: float | None = None   # one-cycle: first LR (None: lr / 25, PyTorch's default)
-    lr_end: float | None = None     # one-cycle: last LR (None: lr_start / 10⁴, annihilation)
+    pct_start: float = 0.3          # one-cycle, triangle: fraction of the run raising the LR
+    lr_start: float | None = None   # one-cycle, triangle: first LR (None: lr / 25)
+    lr_end: float | None = None     # one-cycle, triangle: last LR (None: lr_start / 10⁴)
     rotation: float = 0.0           # random rotation of training images, ± degrees
     shift: float = 0.0              # random shift, ± this fraction of the image
     scale: float = 0.0              # random zoom in [1 − scale, 1 + scale]
@@ -170,6 +195,7 @@ class Recipe:
     precision: str | None = "fp32"  # "fp32", "bf16", or None for the fastest correct one here
     steps: int | None = None        # batches per epoch where batches are sampled (text)
     practice: Practice | None = None  # session 12's practices (task "practice"), or none
+    speedrun: Speedrun | None = None  # session 8's speedrun tricks (task "speedrun"), or none
     seed: int = 1
     fast: Fast = field(default_factory=Fast, compare=False)
 
@@ -195,8 +221,9 @@ class Recipe:
         """
         config = asdict(self)
         config.pop("fast")
-        if self.practice is None:           # absent, as in every record made before it
-            config.pop("practice")
+        for optional in ("practice", "speedrun"):   # absent, as in the records made before
+            if getattr(self, optional) is None:
+                config.pop(optional)
         return json.loads(json.dumps(config))
 
     def differences(self, other: Recipe) -> dict[str, list]:
@@ -310,6 +337,24 @@ _add(Recipe("s08/custom-resnet", "8", "Session 8 assignment: the custom ResNet, 
             nesterov=True, weight_decay=5e-4, scheduler="onecycle", pct_start=5 / 24,
             crop_padding=4, flip=True, cutout=8, precision=None,
             fast=Fast(epochs=2, limit=1000, model_kwargs={"width": 16})))
+
+# Session 8's speedrun (evakit.speedrun, evakit.models.speedrun), after Page (2018) and Jordan
+# (2024, airbench94). Their settings are for a loss summed over the batch of 1,024 and are
+# "per 1,024 examples"; here the loss is the batch mean, so: lr = 11.5 × 1024 / (1024 × (1 +
+# 1 / (1 − 0.85))) = 1.5, and a coupled weight decay of 0.0153 × 1024 / 7850.7 / 1.5 = 0.00133
+# (a decay of 0.002 of each weight per step); the LR rises from 0.2× to its peak over 23 % of the
+# steps and falls to 0.07× (triangle). Ten whole epochs where airbench stops at 9.9.
+_SPEED_LR, _SPEED_MOMENTUM = 1.5, 0.85
+_add(Recipe("s08/speedrun", "8", "Session 8's speedrun: a whitened, Dirac-initialised 3-block "
+            "network (airbench94's shape), batch 1024, SGD-Nesterov, label smoothing 0.2, "
+            "triangle LR, Lookahead, alternating flips, ±2 px shifts, mirror + shift TTA; 10 "
+            "epochs.", "s08/speedrun-net", dataset="cifar10", task="speedrun", epochs=10,
+            batch_size=1024, lr=_SPEED_LR, momentum=_SPEED_MOMENTUM, nesterov=True,
+            weight_decay=0.0153 * 1024 / (1024 * (1 + 1 / (1 - _SPEED_MOMENTUM))) / _SPEED_LR,
+            label_smoothing=0.2, scheduler="triangle", pct_start=0.23,
+            lr_start=0.2 * _SPEED_LR, lr_end=0.07 * _SPEED_LR, precision=None,
+            speedrun=Speedrun(),
+            fast=Fast(epochs=1, batch_size=256, model_kwargs={"widths": (16, 32, 32)})))
 
 
 # Session 9: the spatial transformer (MNIST, distorted on the fly so there is something to

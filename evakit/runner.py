@@ -86,20 +86,23 @@ def _scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, steps_per_epoch
         return None
     if recipe.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.step_size, gamma=0.1)
-    if recipe.scheduler == "onecycle":
+    if recipe.scheduler in ("onecycle", "triangle"):
         start = recipe.lr_start or recipe.lr / 25
         end = recipe.lr_end or start / 1e4
-        # Each parameter group peaks at its own LR (fine-tuning's lower backbone LR); with one
-        # group this is the recipe's lr, as before.
+        # A triangle is the one-cycle in straight lines (Page 2018) with the recipe's momentum
+        # throughout. Each parameter group peaks at its own LR (fine-tuning's lower backbone
+        # LR, the speedrun's faster BN biases); with one group this is the recipe's lr.
+        straight = ({"anneal_strategy": "linear", "cycle_momentum": False}
+                    if recipe.scheduler == "triangle" else {})
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=[group["lr"] for group in optimizer.param_groups],
             epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
             pct_start=recipe.pct_start, div_factor=recipe.lr / start,
-            final_div_factor=start / end)
+            final_div_factor=start / end, **straight)
     if recipe.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=2)
     raise ArgumentError(f"recipe {recipe.name}: unknown scheduler {recipe.scheduler!r} "
-                        "(expected None, 'step', 'onecycle' or 'plateau')")
+                        "(expected None, 'step', 'onecycle', 'triangle' or 'plateau')")
 
 
 def with_l1(loss_fn, model: nn.Module, weight: float):
@@ -206,7 +209,8 @@ def run(recipe: Recipe | str, *, epochs: int | None = None, seed: int | None = N
     train_set, val_set, test_set = task.select(recipe, train_set, test_set)
     train_batches, test_batches = task.batches(recipe, train_set, test_set, device)
     model = task.build_model(recipe).to(device)
-    optimizer = _optimizer(recipe, task.param_groups(recipe, model))
+    optimizer = task.wrap_optimizer(recipe, model, _optimizer(recipe,
+                                    task.param_groups(recipe, model)), len(train_batches))
     scheduler = _scheduler(recipe, optimizer, len(train_batches))
     loss_fn = task.train_loss(recipe, train_set)
     if recipe.l1:

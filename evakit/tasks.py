@@ -65,9 +65,10 @@ class Task:
 
     def select(self, recipe: Recipe, train_set, test_set) -> tuple:
         """The images trained on, the validation set held out of them (None), the test set."""
-        if recipe.practice is not None:
-            raise ArgumentError(f"recipe {recipe.name} sets practice=..., which the task "
-                                f"{self.name!r} ignores: give it task='practice'")
+        for field_, task in (("practice", "practice"), ("speedrun", "speedrun")):
+            if getattr(recipe, field_) is not None and self.name != task:
+                raise ArgumentError(f"recipe {recipe.name} sets {field_}=..., which the task "
+                                    f"{self.name!r} ignores: give it task={task!r}")
         return train_set, None, test_set
 
     def build_model(self, recipe: Recipe) -> nn.Module:
@@ -77,6 +78,11 @@ class Task:
     def param_groups(self, recipe: Recipe, model: nn.Module) -> list[dict]:
         """The optimizer's parameter groups (a group with its own "lr" trains at that)."""
         return [{"params": list(model.parameters())}]
+
+    def wrap_optimizer(self, recipe: Recipe, model: nn.Module, optimizer: torch.optim.Optimizer,
+                       steps_per_epoch: int) -> torch.optim.Optimizer:
+        """The optimizer the run steps (a wrapper such as Lookahead, or ``optimizer`` itself)."""
+        return optimizer
 
     def train_loss(self, recipe: Recipe, train_set):
         """The loss trained on, given the training set (its class counts, for a weighted loss)."""
@@ -257,6 +263,7 @@ TASKS[TinyImageNet.name] = TinyImageNet()
 # Session 12's task — classification with a validation split, class subsets and transfer,
 # imbalance losses, mixing and policy augmentation, SWA — adds itself to TASKS on import
 # (evakit.practice builds on this module, so it is imported last).
-# Session 11's contrastive task (CLIP) likewise lives with its captions and loss in evakit.clip.
+# Session 11's contrastive task (CLIP) likewise lives with its captions and loss in evakit.clip,
+# and session 8's speedrun task with its Lookahead in evakit.speedrun.
 from evakit import clip as _clip  # noqa: E402, F401
-from evakit import practice  # noqa: E402, F401
+from evakit import practice, speedrun  # noqa: E402, F401

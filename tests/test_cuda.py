@@ -16,6 +16,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 # offline), plus the practice variants that change the training step.
 KINDS = ["s01/rf-net", "s02/kernel-3", "s25/digit-sum", "s03/assignment", "s04/code02",
          "s05/bn", "s05/bn-l1", "s06/cifar-net", "s07/resnet18", "s08/custom-resnet",
+         "s08/speedrun",
          "s09/stn", "s09/ultimus", "s10/vit", "s11/gpt", "s11/gpt-sparse", "s11/gpt-bpe",
          "s11/bert", "s11/clip", "s12/plain", "s12/mixup", "s12/cutmix", "s12/randaugment",
          "s12/swa", "s12/lt-focal", "s12/lt-class-balanced", "s12/vehicles-10-finetune",

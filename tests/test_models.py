@@ -11,7 +11,8 @@ PARAMETERS = {
     "s01/rf-net": 25_236, "s02/first-kernel": 14_378, "s03/assignment": 10_412,
     "s04/drill": 194_884, "s04/setup": 6_379_786, "s05/norm-net": 8_568,
     "s06/cifar-net": 184_386, "s07/resnet18": 11_173_962, "s07/resnet34": 21_282_122,
-    "s08/custom-resnet": 6_573_120, "s09/stn": 27_420, "s09/ultimus": 25_978,
+    "s08/custom-resnet": 6_573_120, "s08/speedrun-net": 1_971_352, "s09/stn": 27_420,
+    "s09/ultimus": 25_978,
     "s10/convmixer": 594_186, "s10/vit": 572_074, "s11/bert": 826_818, "s11/clip": 146_577,
     "s11/gpt": 809_856, "s25/digit-sum": 34_253,
 }
