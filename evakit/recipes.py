@@ -9,7 +9,7 @@ notebook, the CLI (``evakit train NAME``) and a benchmark hand the same recipe t
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from torch import nn
 
@@ -348,13 +348,33 @@ _SPEED_LR, _SPEED_MOMENTUM = 1.5, 0.85
 _add(Recipe("s08/speedrun", "8", "Session 8's speedrun: a whitened, Dirac-initialised 3-block "
             "network (airbench94's shape), batch 1024, SGD-Nesterov, label smoothing 0.2, "
             "triangle LR, Lookahead, alternating flips, ±2 px shifts, mirror + shift TTA; 10 "
-            "epochs.", "s08/speedrun-net", dataset="cifar10", task="speedrun", epochs=10,
+            "epochs, compiled.", "s08/speedrun-net", {"compiled": True}, dataset="cifar10",
+            task="speedrun", epochs=10,
             batch_size=1024, lr=_SPEED_LR, momentum=_SPEED_MOMENTUM, nesterov=True,
             weight_decay=0.0153 * 1024 / (1024 * (1 + 1 / (1 - _SPEED_MOMENTUM))) / _SPEED_LR,
             label_smoothing=0.2, scheduler="triangle", pct_start=0.23,
             lr_start=0.2 * _SPEED_LR, lr_end=0.07 * _SPEED_LR, precision=None,
             speedrun=Speedrun(),
-            fast=Fast(epochs=1, batch_size=256, model_kwargs={"widths": (16, 32, 32)})))
+            fast=Fast(epochs=1, batch_size=256,
+                      model_kwargs={"widths": (16, 32, 32), "compiled": False})))
+# What each idea buys: the speedrun with one of them taken out (test-time augmentation needs
+# no run of its own: every speedrun record also scores its network without it).
+_SPEED_ABLATIONS = {
+    "no-whitening": ("a trainable first convolution instead of the whitening layer",
+                     {"model_kwargs": {"compiled": True, "whiten": False}}),
+    "no-dirac": ("default (Kaiming) initialisation instead of Dirac",
+                 {"model_kwargs": {"compiled": True, "dirac": False}}),
+    "no-lookahead": ("no Lookahead weight averaging",
+                     {"speedrun": Speedrun(lookahead=False)}),
+    "random-flip": ("random flips instead of alternating ones",
+                    {"speedrun": Speedrun(alternate_flip=False)}),
+    "no-bias-scale": ("BatchNorm biases at the same LR as the weights",
+                      {"speedrun": Speedrun(bias_lr_scale=1.0)}),
+    "no-smoothing": ("no label smoothing", {"label_smoothing": 0.0}),
+}
+for _name, (_what, _change) in _SPEED_ABLATIONS.items():
+    _add(replace(RECIPES["s08/speedrun"], name=f"s08/speedrun-{_name}",
+                 summary=f"Session 8's speedrun with one idea taken out: {_what}.", **_change))
 
 
 # Session 9: the spatial transformer (MNIST, distorted on the fly so there is something to

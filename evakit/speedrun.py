@@ -136,6 +136,17 @@ class SpeedrunTask(tasks.Task):
         return Lookahead(optimizer, model, total_steps=recipe.epochs * steps_per_epoch,
                          steps_per_epoch=steps_per_epoch)
 
+    def metrics(self, model: nn.Module, test_batches: Iterable,
+                precision: train.Precision) -> dict[str, float]:
+        """The test accuracy (%) without test-time augmentation (``test_acc`` has it), so one
+        record shows what TTA buys."""
+        views, model.tta = model.tta, 0
+        try:
+            return {"test_acc_no_tta": train.evaluate(model, test_batches,
+                                                      precision=precision)[1]}
+        finally:
+            model.tta = views
+
     def watch(self, recipe: Recipe, optimizer: torch.optim.Optimizer, train_batches: Iterable,
               val_set, loss_fn, precision: train.Precision):
         return _WhitenBiasClock()

@@ -79,6 +79,8 @@ def test_triangle_schedule_is_straight_lines_and_keeps_the_momentum():
 def test_speedrun_trains_end_to_end_with_fast_biases_and_a_frozen_whitening():
     done = _run(epochs=4)
     assert done.history.test_acc[-1] > 50        # chance is 10 %: the set is learnable
+    assert set(done.metrics) == {"test_acc", "test_acc_no_tta"}    # with and without TTA
+    assert done.model.tta == 2                   # scoring without TTA put it back
     net = done.model
     assert not net.whiten.weight.requires_grad and not net.whiten.bias.requires_grad
     assert net.whiten_bias_epochs == 3

@@ -68,12 +68,16 @@ class SpeedrunNet(nn.Module):
         tta: test-time augmentation in eval mode — 0 none, 1 mirror, 2 mirror and a one-pixel
             translation both ways.
         classes: outputs.
+        compiled: train through ``torch.compile`` (TorchInductor): about twice the images per
+            second on this course's CPU, after a minute or so of compiling. Evaluation stays
+            eager (its batches and modes differ); the module and its state dict are the plain
+            ones either way.
     """
 
     def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), whiten: bool = True,
                  whiten_bias_epochs: int | None = 3, bn_momentum: float = 0.6,
                  learn_bn_scale: bool = False, dirac: bool = True, scale: float = 1 / 9,
-                 tta: int = 2, classes: int = 10) -> None:
+                 tta: int = 2, classes: int = 10, compiled: bool = False) -> None:
         super().__init__()
         self.whiten = nn.Conv2d(3, 24, 2, bias=True)
         nn.init.zeros_(self.whiten.bias)
@@ -88,6 +92,7 @@ class SpeedrunNet(nn.Module):
         self.fc = nn.Linear(c, classes, bias=False)
         self.scale = scale
         self.tta = tta
+        self._train_logits = torch.compile(self.logits) if compiled else self.logits
 
     def fit_data(self, images: torch.Tensor, eps: float = 5e-4) -> None:
         """Set the whitening layer from normalized training images (N×3×H×W, a few thousand).
@@ -118,7 +123,9 @@ class SpeedrunNet(nn.Module):
         return self.fc(F.max_pool2d(x, 3).flatten(1)) * self.scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or self.tta == 0:
+        if self.training:
+            return self._train_logits(x)
+        if self.tta == 0:
             return self.logits(x)
         mirrored = 0.5 * (self.logits(x) + self.logits(x.flip(-1)))
         if self.tta == 1:
