@@ -371,6 +371,7 @@ _SPEED_ABLATIONS = {
     "no-bias-scale": ("BatchNorm biases at the same LR as the weights",
                       {"speedrun": Speedrun(bias_lr_scale=1.0)}),
     "no-smoothing": ("no label smoothing", {"label_smoothing": 0.0}),
+    "eager": ("no torch.compile (the same arithmetic, eagerly)", {"model_kwargs": {}}),
 }
 for _name, (_what, _change) in _SPEED_ABLATIONS.items():
     _add(replace(RECIPES["s08/speedrun"], name=f"s08/speedrun-{_name}",
