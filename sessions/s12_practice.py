@@ -181,7 +181,9 @@ if early is not None:
               f"most {early.epochs_planned})" if stopped else "the last epoch planned")
     say(f"""The training loss keeps falling to {h.train_loss[-1]:.4f}, while the
 validation loss is lowest at epoch **{best_epoch}** ({h.val_loss[best_epoch - 1]:.3f})
-and {rose:.1f}× that by epoch {len(h)}, {ending}. The weights kept are epoch
+and {100 * (rose - 1):.1f} % above that minimum by epoch {len(h)}, {ending}. (Ten epochs
+without a new minimum is what stops the run, not the size of the rise.) The weights kept
+are epoch
 {best_epoch}'s: test accuracy {early.metrics['test_acc']:.2f} %, against
 {h.test_acc[-1]:.2f} % for the last epoch's ({stop_gain:+.2f} points). The dotted test
 curve is drawn here after the fact, to show that the choice made on 200 validation
