@@ -175,8 +175,9 @@ def _git(*args: str, where: Path = Path(__file__).parent) -> str:
 def _device_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
+    threads = torch.get_num_threads()
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, " \
-           f"{torch.get_num_threads()} torch threads"
+           f"{threads} torch thread{'s' if threads != 1 else ''}"
 
 
 def git_state(where: Path = Path(__file__).parent) -> dict:

@@ -607,7 +607,7 @@ else:
 if s08 is not None:
     timing = bench.s08()
     reached = timing["reached_90"]
-    say(f"On {s08.device_name} ({s08.precision}, {s08.threads} torch threads): "
+    say(f"On {s08.device_name} ({s08.precision}): "
         f"**{timing['seconds_per_epoch']:.0f} s per epoch** on average; "
         + (f"**90 % first reached after epoch {reached[0]}**, after "
            f"{reached[1] / 60:.0f} minutes of training." if reached

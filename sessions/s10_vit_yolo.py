@@ -407,8 +407,7 @@ if vit_record is not None:
     display(Markdown(
         f"The run: {vit_record.epochs_run} epochs of "
         f"{vit_record.config['batch_size']} images per step in {minutes:.0f} minutes "
-        f"on {vit_record.device_name} "
-        f"({vit_record.precision}, {vit_record.threads} torch threads)."))
+        f"on {vit_record.device_name} ({vit_record.precision})."))
     display(vit_record.epochs_table())
     viz.curves({"s10/vit": vit_record.history})
 
