@@ -461,6 +461,27 @@ if len(embeddings) == 1:
                      "embeddings are drawn. `evakit train s10/vit --record` keeps the "
                      "trained ones.*"))
 
+
+# %% tags=["remove-input"]
+def similarity_by_distance(pos: torch.Tensor) -> dict[int, float]:
+    """Mean cosine similarity of two different positions, by their grid distance (max of
+    row and column offsets)."""
+    sim = position_similarity(pos).reshape(64, 64)
+    rows, cols = np.divmod(np.arange(64), 8)
+    apart = np.maximum(abs(rows[:, None] - rows), abs(cols[:, None] - cols))
+    return {d: float(sim[apart == d].mean()) for d in range(1, 8)}
+
+
+for title, pos in embeddings.items():
+    near = [similarity_by_distance(pos)[d] for d in (1, 2, 3, 4)]
+    falls = all(a > b + 0.05 for a, b in zip(near, near[1:]))
+    display(Markdown(
+        f"*{title}*: mean cosine similarity of two positions 1, 2, 3 and 4 steps apart "
+        f"(rows or columns): {', '.join(f'{v:.2f}' for v in near)}"
+        + (" — it falls with distance: the network learnt the grid from the images "
+           "alone, since nothing told it which patch sits next to which." if falls
+           else ".")))
+
 # %% [markdown]
 # **GradCAM on a transformer.** GradCAM (Selvaraju et al. 2017) weights each channel of a
 # layer's B×C×h×w activation by its mean gradient. A transformer layer outputs B×(1 + 64)×D
