@@ -409,7 +409,7 @@ _add(Recipe("s10/tiny-imagenet-resnet18", "10", "Session 10 assignment A: ResNet
             fast=Fast(epochs=1, limit=500, model_kwargs={"width": 16})))
 
 # Session 11. First, session 10's ViT trained again, one ingredient switched on at a time on
-# 5-epoch runs (about 7 minutes each on this 2-core CPU in bf16): no warm-up means the
+# 5-epoch runs (12–13 minutes each on one thread of this CPU in bf16): no warm-up means the
 # one-cycle starts at its peak (lr_start = lr) and only anneals; every step keeps the one
 # before. The last step is session 10's recipe; s11/vit trains it for the ~40-minute budget.
 _VIT = {"model": "s10/vit", "dataset": "cifar10", "batch_size": 128, "optimizer": "adamw",

@@ -206,12 +206,13 @@ if all(ablation.values()):
 else:
     say("*The ablation's records are not all in `book/records/` yet, so this page "
         "draws no conclusion from it. `evakit train NAME --record` for each recipe in "
-        "the table makes them (about 7 minutes each on a 2-core CPU).*")
+        "the table makes them (the minutes column says how long each recorded one "
+        "took).*")
 
 # %% [markdown]
-# **The final recipe**, `s11/vit`: everything on, 28 epochs (about 40 minutes on the
-# recording CPU). Beside it, session 10's run of the same recipe for 25 epochs when both
-# records exist:
+# **The final recipe**, `s11/vit`: everything on, 28 epochs (its record says how long it
+# took). Beside it, session 10's run of the same recipe for 25 epochs when both records
+# exist:
 
 # %%
 say(records.results_or_missing("s11/vit"))
