@@ -104,10 +104,12 @@ class SpeedrunTask(tasks.Task):
     def batches(self, recipe: Recipe, train_set: data.ImageSet, test_set: data.ImageSet,
                 device: torch.device) -> tuple[Iterable, Iterable]:
         settings = self._settings(recipe)
-        shift = augment.random_crop(settings.translate) if settings.translate else None
+        steps = [] if settings.alternate_flip else [augment.random_flip(0.5)]
+        if settings.translate:
+            steps.append(augment.random_crop(settings.translate))
         train_batches = data.Loader(train_set, recipe.batch_size, shuffle=True, device=device,
-                                    seed=recipe.seed, augment=shift, drop_last=True,
-                                    alternate_flip=settings.alternate_flip)
+                                    seed=recipe.seed, augment=augment.compose(*steps),
+                                    drop_last=True, alternate_flip=settings.alternate_flip)
         return train_batches, data.Loader(test_set, 1000, device=device)
 
     def build_model(self, recipe: Recipe) -> nn.Module:

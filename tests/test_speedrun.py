@@ -117,3 +117,24 @@ def test_bench_counts_the_speedrun_whole_and_the_custom_resnet_to_90_percent(mon
     assert base.epochs == reached[0]
     assert fast.projected_seconds == pytest.approx(fast.epochs * 50_000 / 1000)
     assert base.projected_seconds == pytest.approx(base.epochs * 50_000 / 500)
+
+
+@pytest.mark.parametrize("alternate", [True, False])
+def test_both_flip_plans_mirror_about_half_of_the_images(alternate):
+    """Alternating flips mirror a fixed half each epoch; random flips mirror about half of
+    every batch (the ablation must still flip, only differently)."""
+    from evakit import tasks
+    recipe = replace(recipes.get("s08/speedrun"), batch_size=256,
+                     speedrun=recipes.Speedrun(translate=0, alternate_flip=alternate))
+    marked = data.synthetic("synthetic-cifar10", 256, seed=3)
+    batches, _ = tasks.get("speedrun").batches(recipe, marked, marked, torch.device("cpu"))
+    x, _ = next(iter(batches))
+    mean = torch.tensor(marked.mean).view(1, -1, 1, 1)
+    std = torch.tensor(marked.std).view(1, -1, 1, 1)
+    plain = (marked.images.float() / 255 - mean) / std
+    mirrored = 0
+    for xi in x:                                 # find each batch image among the originals
+        as_is = ((plain - xi) ** 2).flatten(1).sum(1)
+        flipped = ((plain.flip(-1) - xi) ** 2).flatten(1).sum(1)
+        mirrored += int(flipped.min() < as_is.min())
+    assert 80 < mirrored < 176                   # about half of 256
