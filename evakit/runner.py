@@ -81,7 +81,9 @@ def _optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
                         "(expected 'sgd', 'adam' or 'adamw')")
 
 
-def _scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+def lr_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """The recipe's learning-rate schedule on ``optimizer`` (None: a constant LR); one-cycle and
+    triangle step once per batch, the others once per epoch (see :func:`evakit.train.fit`)."""
     if recipe.scheduler is None:
         return None
     if recipe.scheduler == "step":
@@ -211,7 +213,7 @@ def run(recipe: Recipe | str, *, epochs: int | None = None, seed: int | None = N
     model = task.build_model(recipe).to(device)
     optimizer = task.wrap_optimizer(recipe, model, _optimizer(recipe,
                                     task.param_groups(recipe, model)), len(train_batches))
-    scheduler = _scheduler(recipe, optimizer, len(train_batches))
+    scheduler = lr_scheduler(recipe, optimizer, len(train_batches))
     loss_fn = task.train_loss(recipe, train_set)
     if recipe.l1:
         loss_fn = with_l1(loss_fn, model, recipe.l1)

@@ -166,7 +166,7 @@ def test_param_groups_give_the_backbone_its_fraction_of_the_lr_through_one_cycle
     assert len(groups) == 2 and groups[1]["lr"] == pytest.approx(0.005)
     assert {id(p) for g in groups for p in g["params"]} == {id(p) for p in model.parameters()}
     optimizer = runner._optimizer(recipe, groups)
-    schedule = runner._scheduler(recipe, optimizer, steps_per_epoch=10)
+    schedule = runner.lr_scheduler(recipe, optimizer, steps_per_epoch=10)
     peaks = [0.0, 0.0]
     for _ in range(20):
         optimizer.step()

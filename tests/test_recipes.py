@@ -56,7 +56,7 @@ def test_one_cycle_without_annihilation_ends_at_its_start():
                      rotation=0.0)
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr)
-    sched = runner._scheduler(recipe, opt, steps_per_epoch=10)
+    sched = runner.lr_scheduler(recipe, opt, steps_per_epoch=10)
     lrs = []
     for _ in range(20):
         lrs.append(opt.param_groups[0]["lr"])

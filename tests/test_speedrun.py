@@ -59,7 +59,7 @@ def test_triangle_schedule_is_straight_lines_and_keeps_the_momentum():
     recipe = replace(recipes.get("s08/speedrun"), epochs=4)
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum)
-    sched = runner._scheduler(recipe, opt, steps_per_epoch=25)     # 100 steps
+    sched = runner.lr_scheduler(recipe, opt, steps_per_epoch=25)     # 100 steps
     lrs, momenta = [], []
     for _ in range(100):
         lrs.append(opt.param_groups[0]["lr"])
