@@ -98,7 +98,10 @@ class SpeedrunTask(tasks.Task):
         return recipe.speedrun or Speedrun()
 
     def select(self, recipe: Recipe, train_set, test_set) -> tuple:
-        self._whiten_from = train_set.images[:self._settings(recipe).whiten_images]
+        # the images the whitening layer is fitted on, normalised as the loader will feed them
+        first = train_set.images[:self._settings(recipe).whiten_images].float() / 255
+        mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in (train_set.mean, train_set.std))
+        self._whiten_from = (first - mean) / std
         return super().select(recipe, train_set, test_set)
 
     def batches(self, recipe: Recipe, train_set: data.ImageSet, test_set: data.ImageSet,
@@ -115,8 +118,7 @@ class SpeedrunTask(tasks.Task):
     def build_model(self, recipe: Recipe) -> nn.Module:
         """The network, its whitening layer computed from the first training images."""
         model = recipe.build_model()
-        mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in data.STATS[recipe.dataset])
-        model.fit_data((self._whiten_from.float() / 255 - mean) / std)
+        model.fit_data(self._whiten_from)
         return model
 
     def param_groups(self, recipe: Recipe, model: nn.Module) -> list[dict]:

@@ -65,10 +65,10 @@ class Task:
 
     def select(self, recipe: Recipe, train_set, test_set) -> tuple:
         """The images trained on, the validation set held out of them (None), the test set."""
-        for field_, task in (("practice", "practice"), ("speedrun", "speedrun")):
-            if getattr(recipe, field_) is not None and self.name != task:
-                raise ArgumentError(f"recipe {recipe.name} sets {field_}=..., which the task "
-                                    f"{self.name!r} ignores: give it task={task!r}")
+        for own_task in ("practice", "speedrun"):      # settings only their own task reads
+            if getattr(recipe, own_task) is not None and self.name != own_task:
+                raise ArgumentError(f"recipe {recipe.name} sets {own_task}=..., which the task "
+                                    f"{self.name!r} ignores: give it task={own_task!r}")
         return train_set, None, test_set
 
     def build_model(self, recipe: Recipe) -> nn.Module:
