@@ -10,6 +10,9 @@ ResNet's training step (bf16 autocast + channels-last where bf16 is native).
 ``precision``: images per second of the CIFAR networks' training step in fp32 and in bf16 +
 channels-last, and a short fp32-vs-bf16 parity run from the same seed.
 ``s08``: time per epoch and time to 90 % of session 8's recorded run, and its epoch here.
+``speedrun``: images per second of session 8's speedrun against the custom ResNet, and the floor
+no implementation can beat here: the FLOPs of a training step against this CPU's matrix-product
+peak, both measured in the same process.
 ``gpt``: session 11's character GPT trained nanoGPT's way (its "baby" Shakespeare config) and
 evakit's way in one process: tokens per second, and the training time to a held-out loss of
 1.88 — the loss nanoGPT's README reports for that config after about three minutes on a laptop.
@@ -262,11 +265,52 @@ class RunSpeed:
     rate: Rate
     epochs: int           # epochs the projected time counts
     train_images: int
+    flops_per_image: float   # one training step's convolutions and matrix products, per image
+    peak_flops: float        # this CPU's matrix-product FLOP/s at the step's precision
 
     @property
     def projected_seconds(self) -> float:
         """Training steps only: epochs × training images ÷ images per second."""
         return self.epochs * self.train_images / self.rate.per_second
+
+    @property
+    def floor_seconds(self) -> float:
+        """The same run if every FLOP went at the matrix-product peak (elementwise work free)."""
+        return self.epochs * self.train_images * self.flops_per_image / self.peak_flops
+
+    @property
+    def share_of_peak(self) -> float:
+        """The FLOP/s the training step reaches, as a share of the peak."""
+        return self.flops_per_image * self.rate.per_second / self.peak_flops
+
+
+def training_flops(model: torch.nn.Module, image_shape: tuple[int, ...]) -> float:
+    """FLOPs of one training step per image: forward and backward, counted by PyTorch's
+    ``FlopCounterMode`` (convolutions and matrix products; elementwise work is not counted).
+    Runs eagerly, whatever ``torch.compile`` the model carries."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.train()
+    x = torch.randn(2, *image_shape)
+    with torch.compiler.set_stance("force_eager"), FlopCounterMode(display=False) as counter:
+        model(x).float().sum().backward()
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return counter.get_total_flops() / len(x)
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a large square matrix product in ``dtype`` on this CPU, the best of three."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b                                    # the first product pays for allocation
+    best = 0.0
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = max(best, repeats * 2 * size ** 3 / (time.perf_counter() - start))
+    return best
 
 
 def speedrun(images: int = 4096, device: str | None = None) -> tuple[RunSpeed, RunSpeed]:
@@ -284,6 +328,7 @@ def speedrun(images: int = 4096, device: str | None = None) -> tuple[RunSpeed, R
 
     device = runner.parse_device(device)
     precision = train.Precision(train.default_precision(device))
+    peak = matmul_peak(torch.bfloat16 if precision.bf16 else torch.float32)
     speeds = []
     for name in ("s08/speedrun", "s08/custom-resnet"):
         recipe = recipes.get(name)
@@ -294,8 +339,10 @@ def speedrun(images: int = 4096, device: str | None = None) -> tuple[RunSpeed, R
         stream = data.synthetic("synthetic-cifar10", recipe.batch_size * 2)
         torch.manual_seed(0)
         batches = _repeat(data.Loader(stream, recipe.batch_size, device=device, drop_last=True))
-        rate = _train_steps(name, batches, recipe.build_model(), images, device, precision)
-        speeds.append(RunSpeed(name, rate, epochs, CIFAR_TRAIN_IMAGES))
+        model = recipe.build_model()
+        flops = training_flops(model, tuple(stream.images.shape[1:]))
+        rate = _train_steps(name, batches, model, images, device, precision)
+        speeds.append(RunSpeed(name, rate, epochs, CIFAR_TRAIN_IMAGES, flops, peak))
     return speeds[0], speeds[1]
 
 

@@ -310,6 +310,12 @@ def _bench_speedrun(bench, args) -> int:
     ratio = base.projected_seconds / fast.projected_seconds
     print(f"  ratio: the custom ResNet takes {ratio:.1f}× as long to reach 90 % as the speedrun "
           "takes for its whole run")
+    print(f"  floor: this CPU's matrix products peak at {fast.peak_flops / 1e9:,.0f} GFLOP/s "
+          "here; at that rate, with elementwise work free,")
+    for speed in (fast, base):
+        print(f"  {speed.recipe:<18} {speed.flops_per_image / 1e9:.2f} GFLOP per training image:"
+              f" {speed.floor_seconds / 60:.1f} min; its steps run at "
+              f"{speed.share_of_peak:.0%} of the peak")
     return 0
 
 

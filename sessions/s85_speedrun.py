@@ -67,7 +67,7 @@ from IPython.display import Markdown, display
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from evakit import data, models, recipes, records, rf, runner, speedrun, tasks
+from evakit import bench, data, models, recipes, records, rf, runner, speedrun, tasks, train
 from evakit.models.speedrun import SpeedrunNet
 from evakit.table import Table
 
@@ -79,7 +79,8 @@ TARGET_ACC, TARGET_MINUTES = 94.0, 12.0
 CLASSES = data.CLASSES["cifar10"]
 MEAN, STD = (torch.tensor(v).view(1, 3, 1, 1) for v in data.STATS["cifar10"])
 
-
+# %% tags=["hide-input"]
+# Page plumbing: reading the records, and prose generated from them.
 def say(text: str) -> None:
     """Show prose generated from the code's results and the records."""
     display(Markdown(text))
@@ -1062,6 +1063,49 @@ and {later_e:.0f} s eager ({later_e / later_c:.2f}×). Over the whole run:
 (fused kernels add in another order); rounding differences grow over training like a
 change of seed, so the two accuracies are compared against the seeds' spread in the
 results below.""")
+
+# %% [markdown]
+# **A floor that no code can beat.** Fusing cuts memory traffic; it does not cut
+# arithmetic. Section 2 counted the multiply-adds of one forward pass. Training also runs
+# the backward pass, which computes, for every convolution, the gradient of its weights
+# and of its input — two more products of the same size (the first layer's input needs
+# no gradient). PyTorch's `FlopCounterMode` counts them (`evakit.bench.training_flops`),
+# and a large matrix product in the training step's precision measures how fast this
+# machine's CPU does arithmetic at best (`evakit.bench.matmul_peak`). Together they give
+# the time of a run in which every multiply-add ran at that peak and BatchNorm, GELU and
+# pooling cost nothing:
+
+# %%
+precision = train.default_precision(torch.device("cpu"))
+step_flops = bench.training_flops(SpeedrunNet(), (3, 32, 32))
+peak = bench.matmul_peak(torch.bfloat16 if precision == "bf16" else torch.float32,
+                         repeats=5)
+floor_minutes = SPEEDRUN.epochs * 50_000 * step_flops / peak / 60
+print(f"one training image: {step_flops / 1e9:.3f} GFLOP, "
+      f"{step_flops / (2 * sum(net_macs.values())):.2f}× the forward pass's "
+      "2 FLOPs per multiply-add")
+print(f"this CPU's matrix-product peak ({precision}, {torch.get_num_threads()} torch "
+      f"threads): {peak / 1e9:,.0f} GFLOP/s")
+print(f"{SPEEDRUN.epochs} epochs of 50,000 images at that peak: {floor_minutes:.1f} minutes")
+
+# %% tags=["remove-input"]
+text = (f"On this machine no implementation of this network and recipe can train in "
+        f"less than **{floor_minutes:.1f} minutes**, ")
+if floor_minutes > TARGET_MINUTES:
+    text += (f"more than the goal of {TARGET_MINUTES:.0f}: here the goal can only be met "
+             "with less arithmetic (fewer epochs, a narrower network, smaller images early "
+             "in training) or a faster chip, not with better code.")
+else:
+    text += (f"{TARGET_MINUTES / floor_minutes:.1f}× less than the goal of "
+             f"{TARGET_MINUTES:.0f}: what separates a run from it is element-wise work, "
+             "narrow early convolutions that use the CPU's vector units poorly, the "
+             "evaluations and the compiling.")
+if 1 in done:
+    text += (f" The full recipe's record took {minutes(done[1]):.1f} minutes on "
+             f"{done[1].device_name} — {minutes(done[1]) / floor_minutes:.1f}× this "
+             "floor where this page runs on such a machine. `evakit bench speedrun` "
+             "prints the same floor beside the measured speed of a training step.")
+say(text)
 
 # %% [markdown]
 # ## 11. The results

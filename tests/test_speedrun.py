@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from torch import nn
 
 from evakit import data, errors, recipes, runner
 from evakit.models.speedrun import SpeedrunNet
@@ -111,12 +112,25 @@ def test_bench_counts_the_speedrun_whole_and_the_custom_resnet_to_90_percent(mon
     def fake_steps(name, batches, model, limit, device, precision):
         return bench.Rate(name, 1000, 2.0 if name == "s08/custom-resnet" else 1.0)
     monkeypatch.setattr(bench, "_train_steps", fake_steps)
+    monkeypatch.setattr(bench, "matmul_peak", lambda dtype: 1e11)
     fast, base = bench.speedrun(images=64, device="cpu")
     assert (fast.recipe, fast.epochs) == ("s08/speedrun", recipes.get("s08/speedrun").epochs)
     reached = records.load("s08/custom-resnet").history.time_to(90)
     assert base.epochs == reached[0]
     assert fast.projected_seconds == pytest.approx(fast.epochs * 50_000 / 1000)
     assert base.projected_seconds == pytest.approx(base.epochs * 50_000 / 500)
+    assert fast.floor_seconds == pytest.approx(fast.epochs * 50_000 * fast.flops_per_image / 1e11)
+    assert base.share_of_peak == pytest.approx(base.flops_per_image * 500 / 1e11)
+    assert base.flops_per_image > 2 * fast.flops_per_image       # the speedrun's net is lighter
+
+
+def test_training_flops_count_forward_and_backward_products_by_hand():
+    from evakit import bench
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 5, bias=False), nn.Linear(5, 3, bias=False))
+    # forward 2·12·5 + 2·5·3; backward: the second layer's input and weight gradients (2·5·3
+    # each), the first layer's weight gradient only (the images need none)
+    assert bench.training_flops(net, (3, 2, 2)) == 120 + 30 + 30 + 30 + 120
+    assert net.training and all(p.grad is None for p in net.parameters())
 
 
 @pytest.mark.parametrize("alternate", [True, False])
