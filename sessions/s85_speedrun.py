@@ -67,9 +67,10 @@ from IPython.display import Markdown, display
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from evakit import bench, data, models, recipes, records, rf, runner, speedrun, tasks, train
+from evakit import bench, data, models, recipes, records, rf, runner, speedrun, tasks
 from evakit.models.speedrun import SpeedrunNet
 from evakit.table import Table
+from evakit.train import default_precision
 
 SPEEDRUN = recipes.get("s08/speedrun")
 CUSTOM = recipes.get("s08/custom-resnet")
@@ -1076,7 +1077,7 @@ results below.""")
 # pooling cost nothing:
 
 # %%
-precision = train.default_precision(torch.device("cpu"))
+precision = default_precision(torch.device("cpu"))
 step_flops = bench.training_flops(SpeedrunNet(), (3, 32, 32))
 peak = bench.matmul_peak(torch.bfloat16 if precision == "bf16" else torch.float32,
                          repeats=5)
@@ -1086,20 +1087,21 @@ print(f"one training image: {step_flops / 1e9:.3f} GFLOP, "
       "2 FLOPs per multiply-add")
 print(f"this CPU's matrix-product peak ({precision}, {torch.get_num_threads()} torch "
       f"threads): {peak / 1e9:,.0f} GFLOP/s")
-print(f"{SPEEDRUN.epochs} epochs of 50,000 images at that peak: {floor_minutes:.1f} minutes")
+print(f"{SPEEDRUN.epochs} epochs of 50,000 images at that peak: "
+      f"{floor_minutes:.1f} minutes")
 
 # %% tags=["remove-input"]
 text = (f"On this machine no implementation of this network and recipe can train in "
         f"less than **{floor_minutes:.1f} minutes**, ")
 if floor_minutes > TARGET_MINUTES:
-    text += (f"more than the goal of {TARGET_MINUTES:.0f}: here the goal can only be met "
-             "with less arithmetic (fewer epochs, a narrower network, smaller images early "
-             "in training) or a faster chip, not with better code.")
+    text += (f"more than the goal of {TARGET_MINUTES:.0f}: here the goal can only be "
+             "met with less arithmetic (fewer epochs, a narrower network, smaller "
+             "images early in training) or a faster chip, not with better code.")
 else:
     text += (f"{TARGET_MINUTES / floor_minutes:.1f}× less than the goal of "
-             f"{TARGET_MINUTES:.0f}: what separates a run from it is element-wise work, "
-             "narrow early convolutions that use the CPU's vector units poorly, the "
-             "evaluations and the compiling.")
+             f"{TARGET_MINUTES:.0f}: what separates a run from it is element-wise "
+             "work, narrow early convolutions that use the CPU's vector units poorly, "
+             "the evaluations and the compiling.")
 if 1 in done:
     text += (f" The full recipe's record took {minutes(done[1]):.1f} minutes on "
              f"{done[1].device_name} — {minutes(done[1]) / floor_minutes:.1f}× this "
