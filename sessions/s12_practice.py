@@ -632,12 +632,19 @@ if None not in lt.values():
     def change(k: str, part: slice) -> str:
         return f"{float((lt_scores[k]['recall'] - base['recall'])[part].mean()):+.2f}"
 
+    if best_key == "ce":
+        others = ", ".join(f"{LT[k]} {100 * lt_scores[k]['balanced']:.1f} %"
+                           for k in LT if k != "ce")
+        best = (f"No re-weighted loss beats plain cross-entropy on balanced accuracy "
+                f"here ({100 * base['balanced']:.1f} %; {others}).")
+    else:
+        best = (f"The best balanced accuracy here comes from **{LT[best_key]}** "
+                f"({100 * lt_scores[best_key]['balanced']:.1f} % against "
+                f"{100 * base['balanced']:.1f} % with cross-entropy).")
     say(f"""With plain cross-entropy the three biggest classes are found
 {float(base['recall'][:3].mean()):.0%} of the time and the three rarest
-{float(base['recall'][-3:].mean()):.0%}. The best balanced accuracy here comes from
-**{LT[best_key]}** ({100 * lt_scores[best_key]['balanced']:.1f} % against
-{100 * base['balanced']:.1f} %). Against cross-entropy, the mean recall of the three
-rarest classes changes by {', '.join(f"{change(k, slice(-3, None))} ({LT[k]})"
+{float(base['recall'][-3:].mean()):.0%}. {best} Against cross-entropy, the mean recall of
+the three rarest classes changes by {', '.join(f"{change(k, slice(-3, None))} ({LT[k]})"
 for k in LT if k != 'ce')}, and that of the three biggest by
 {', '.join(f"{change(k, slice(0, 3))}" for k in LT if k != 'ce')}: a weighted loss moves
 the network's attention between classes, and what the rare ones gain the big ones can
