@@ -643,8 +643,8 @@ if None not in lt.values():
                 f"{100 * base['balanced']:.1f} % with cross-entropy).")
     say(f"""With plain cross-entropy the three biggest classes are found
 {float(base['recall'][:3].mean()):.0%} of the time and the three rarest
-{float(base['recall'][-3:].mean()):.0%}. {best} Against cross-entropy, the mean recall of
-the three rarest classes changes by {', '.join(f"{change(k, slice(-3, None))} ({LT[k]})"
+{float(base['recall'][-3:].mean()):.0%}. {best} Against cross-entropy, the mean
+recall of the three rarest classes changes by {', '.join(f"{change(k, slice(-3, None))} ({LT[k]})"
 for k in LT if k != 'ce')}, and that of the three biggest by
 {', '.join(f"{change(k, slice(0, 3))}" for k in LT if k != 'ce')}: a weighted loss moves
 the network's attention between classes, and what the rare ones gain the big ones can
