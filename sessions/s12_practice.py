@@ -641,21 +641,23 @@ if None not in lt.values():
         best = (f"The best balanced accuracy here comes from **{LT[best_key]}** "
                 f"({100 * lt_scores[best_key]['balanced']:.1f} % against "
                 f"{100 * base['balanced']:.1f} % with cross-entropy).")
+    rare = ", ".join(f"{change(k, slice(-3, None))} ({LT[k]})" for k in LT if k != "ce")
+    big = ", ".join(change(k, slice(0, 3)) for k in LT if k != "ce")
     say(f"""With plain cross-entropy the three biggest classes are found
 {float(base['recall'][:3].mean()):.0%} of the time and the three rarest
 {float(base['recall'][-3:].mean()):.0%}. {best} Against cross-entropy, the mean
-recall of the three rarest classes changes by {', '.join(f"{change(k, slice(-3, None))} ({LT[k]})"
-for k in LT if k != 'ce')}, and that of the three biggest by
-{', '.join(f"{change(k, slice(0, 3))}" for k in LT if k != 'ce')}: a weighted loss moves
+recall of the three rarest classes changes by {rare}, and that of the three biggest by
+{big}: a weighted loss moves
 the network's attention between classes, and what the rare ones gain the big ones can
 lose. On a balanced test set the accuracy and the balanced accuracy agree; the point is
 which classes they come from. Each class's recall rests on about 100 test images
 (± 4–5 points).""")
 
 # %% tags=["remove-cell"]
-# The summary says class weights move recall to the rare classes, and focal loss far less.
+# The summary: class weights move recall to the rare classes, the focal loss far less.
 if None not in lt.values():
-    rare_gain = {k: float((lt_scores[k]["recall"] - base["recall"])[-3:].mean()) for k in LT}
+    rare_gain = {k: float((lt_scores[k]["recall"] - base["recall"])[-3:].mean())
+                 for k in LT}
     assert min(rare_gain["weighted-ce"], rare_gain["class-balanced"]) > 0.05
     assert min(rare_gain["weighted-ce"], rare_gain["class-balanced"]) > \
         2 * abs(rare_gain["focal"])
