@@ -20,8 +20,8 @@
 # starting from a network trained on other classes (transfer), training on rare classes
 # (imbalance), stronger augmentation policies, averaging at test time (TTA), across networks
 # (ensembles) and across the weights of one run (SWA). Everything runs on session 6's small
-# CIFAR network (184 k parameters), whose recorded weights are small enough to keep, so this
-# page evaluates the recorded models themselves.
+# CIFAR network (under 200 k parameters, as its assignment asks), whose recorded weights are
+# small enough to keep, so this page evaluates the recorded models themselves.
 #
 # ```{note}
 # **FAST mode on this page.** Every result the prose discusses is read from the recorded full
@@ -754,14 +754,16 @@ if None not in policy.values():
     val_rank = sorted(POLICIES, key=lambda n: -policy[n].metrics["val_acc"])
     beats = [n for n in POLICIES[1:] if policy[n].metrics["val_acc"]
              > policy["plain"].metrics["val_acc"]]
+    plain_run = policy["plain"]
     say(f"""Ranked by the validation accuracy — the number a choice should be made on —
 the order is {' > '.join(val_rank)}. {len(beats)} of the four policies
 {'beat' if len(beats) != 1 else 'beats'} the plain recipe on validation
 ({', '.join(beats) if beats else 'none'}). Stronger augmentation is regularisation: it
 pays when a network has more capacity than its data can pin down, and it needs epochs
 to pay — the published gains come from hundreds of epochs on networks of millions of
-parameters, not 20 epochs on 184 k. The paired intervals of the test column say how
-much of each difference 1,000 test images can resolve.""")
+parameters, not {plain_run.epochs_run} epochs on {plain_run.params / 1e3:.0f} k. The
+paired intervals of the test column say how much of each difference {len(truth):,} test
+images can resolve.""")
 
 # %% [markdown]
 # ## 8. Test-time augmentation
