@@ -755,15 +755,19 @@ if None not in policy.values():
     beats = [n for n in POLICIES[1:] if policy[n].metrics["val_acc"]
              > policy["plain"].metrics["val_acc"]]
     plain_run = policy["plain"]
+    if beats:
+        verb = "beats" if len(beats) == 1 else "beat"
+        verdict = (f"{len(beats)} of the four policies {verb} the plain recipe on "
+                   f"validation ({', '.join(beats)}).")
+    else:
+        verdict = "None of the four policies beats the plain recipe on validation."
     say(f"""Ranked by the validation accuracy — the number a choice should be made on —
-the order is {' > '.join(val_rank)}. {len(beats)} of the four policies
-{'beat' if len(beats) != 1 else 'beats'} the plain recipe on validation
-({', '.join(beats) if beats else 'none'}). Stronger augmentation is regularisation: it
-pays when a network has more capacity than its data can pin down, and it needs epochs
-to pay — the published gains come from hundreds of epochs on networks of millions of
-parameters, not {plain_run.epochs_run} epochs on {plain_run.params / 1e3:.0f} k. The
-paired intervals of the test column say how much of each difference {len(truth):,} test
-images can resolve.""")
+the order is {' > '.join(val_rank)}. {verdict} Stronger augmentation is
+regularisation: it pays when a network has more capacity than its data can pin down,
+and it needs epochs to pay — the published gains come from hundreds of epochs on
+networks of millions of parameters, not {plain_run.epochs_run} epochs on
+{plain_run.params / 1e3:.0f} k. The paired intervals of the test column say how much of
+each difference {len(truth):,} test images can resolve.""")
 
 # %% [markdown]
 # ## 8. Test-time augmentation
