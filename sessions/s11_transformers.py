@@ -220,6 +220,20 @@ finals = {name: recorded(name) for name in ("s11/vit", "s10/vit")}
 if finals["s11/vit"] is not None:
     viz.curves({name: r.history for name, r in finals.items() if r is not None});
 
+# %% tags=["remove-input"]
+if None not in finals.values():
+    ours, before = finals["s11/vit"], finals["s10/vit"]
+    delta = ours.final_test_acc - before.final_test_acc
+    p = ours.final_test_acc / 100
+    noise = 2 * math.sqrt(2 * p * (1 - p) / ours.data["test"].size) * 100
+    verdict = ("within the noise of one seed each" if abs(delta) < noise
+               else "more than the noise" if delta > 0 else "less, beyond the noise")
+    say(f"""`s11/vit` ended at {ours.final_test_acc:.2f} % after {ours.epochs_run}
+epochs, `s10/vit` at {before.final_test_acc:.2f} % after {before.epochs_run}:
+{delta:+.2f} points, {verdict} (two standard errors of the difference are
+{noise:.1f}). Differences of this size between two runs of the same ingredients are
+what the ablation above must be read against.""")
+
 # %% [markdown]
 # ## 2. Tokens: characters first, then byte-pair encoding
 #
