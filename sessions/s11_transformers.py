@@ -952,10 +952,11 @@ assert int(greedy) == int(scores.argmax())
 # %% [markdown]
 # ## Summary
 #
-# - A ViT learns CIFAR-10 only with help: augmentation supplies the invariances a
-#   convolution has built in, warm-up protects attention and Adam at the start, weight
-#   decay and label smoothing regularise; short runs measure their cost, long runs their
-#   payoff.
+# - A ViT has fewer assumptions built in than a CNN, so the recipe supplies them:
+#   augmentation gives the invariances a convolution has built in, warm-up protects
+#   attention and Adam at the start, weight decay and label smoothing regularise. Short
+#   runs measure what each costs early; only long runs can show a payoff, and one seed
+#   resolves only differences of several points.
 # - Characters are the simplest tokens; byte-level BPE shortens sequences at the price
 #   of a larger vocabulary. Compare language models in bits per character, never per
 #   token.

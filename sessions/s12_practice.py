@@ -1021,8 +1021,9 @@ assert abs(dumb["macro_f1"] - 2 * 0.1 / 1.1 / 10) < 1e-9
 # - An accuracy on 1,000 images is ± about 2 points (95 %); compare two networks on the same
 #   images with a paired interval. Per-class precision, recall and F1, and the balanced
 #   accuracy, say where the errors are.
-# - Networks tend to be over-confident; a reliability diagram shows it, temperature scaling
-#   fitted on validation data fixes most of it without changing a prediction.
+# - Modern networks tend to be over-confident (Guo et al., 2017); a reliability diagram and
+#   the ECE measure it, and temperature scaling fitted on validation data corrects it without
+#   changing a prediction. How much there is to correct depends on the network: measure first.
 # - Transfer: pretrained features matter most when labels are scarce — fine-tuning (with a
 #   lower backbone learning rate) leads training from scratch by most with few labels; a
 #   frozen linear probe is held back by features learnt for other classes. Better source
