@@ -3,8 +3,20 @@
 import os
 
 import pytest
+import torch
 
 from evakit import data
+
+
+def pytest_configure(config):
+    """Share the cores among pytest-xdist's workers: a worker and the notebook kernels it
+    starts (they inherit OMP_NUM_THREADS) take their share of the threads, because two
+    processes that each spin up a thread per core slow each other down several times over."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture
