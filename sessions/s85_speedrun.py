@@ -1105,8 +1105,12 @@ else:
 if 1 in done:
     text += (f" The full recipe's record took {minutes(done[1]):.1f} minutes on "
              f"{done[1].device_name} — {minutes(done[1]) / floor_minutes:.1f}× this "
-             "floor where this page runs on such a machine. `evakit bench speedrun` "
-             "prints the same floor beside the measured speed of a training step.")
+             "floor where this page runs on such a machine")
+    if done[1].threads != torch.get_num_threads():
+        text += (f", though the floor counts {torch.get_num_threads()} threads' "
+                 f"peak and the record used {done[1].threads}")
+    text += (". `evakit bench speedrun` prints the same floor beside the measured "
+             "speed of a training step.")
 say(text)
 
 # %% [markdown]
@@ -1173,6 +1177,10 @@ if done:
             f"{mean_acc:.2f} % ({'at or above' if hit_acc else 'below'} "
             f"{TARGET_ACC:.0f} %) and the longest run took {longest:.1f} minutes "
             f"({'within' if hit_time else 'over'} {TARGET_MINUTES:.0f}).")
+    threads = " or ".join(sorted({str(r.threads) for r in done.values()}))
+    text += (f" Each of these runs trained with {threads} torch thread(s) on "
+             f"{done[min(done)].device_name.split(', ')[1]}: the minutes are this "
+             "machine's, not a GPU's.")
     text += (f" All seeds are scored on the same {n_test:,} test images "
              f"({done[min(done)].test_set()}), so averaging seeds removes the "
              f"training noise but not the sampling error of those images: about "
@@ -1182,7 +1190,9 @@ if done:
         mean_minutes = statistics.mean(minutes(r) for r in done.values())
         text += (f" Against session 8's custom ResNet: {minutes(resnet):.0f} minutes "
                  f"for {resnet.metrics['test_acc']:.2f} %, "
-                 f"{minutes(resnet) / mean_minutes:.0f}× the speedrun's mean time.")
+                 f"{minutes(resnet) / mean_minutes:.0f}× the speedrun's mean time")
+        text += (f" (the ResNet trained with {resnet.threads} torch thread(s))."
+                 if str(resnet.threads) != threads else ".")
     say(text)
 accuracy_ablations = {name: r for name, r in ablated.items()
                       if r is not None and name != "s08/speedrun-eager"}
