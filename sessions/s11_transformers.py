@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 
 from evakit import bench, clip, data, models, recipes, records, runner, text, train, viz
+from evakit.metrics import binomial_std_error
 from evakit.models import language
 from evakit.table import Table
 
@@ -180,6 +181,12 @@ display(Table(["recipe", "what changed", "train acc %", "test acc %", "gap",
 
 # %% tags=["remove-input"]
 ablation = {name: recorded(name) for name in ABLATION}
+def noise_points(accuracy: float, n: int) -> float:
+    """Two standard errors of the difference of two accuracies near ``accuracy`` (in %),
+    each measured on the same ``n`` test images by an independent run."""
+    return 2 * math.sqrt(2) * 100 * binomial_std_error(accuracy / 100, n)
+
+
 if all(ablation.values()):
     words = {"s11/vit-aug": "Augmentation", "s11/vit-warmup": "Warm-up",
              "s11/vit-wd": "Weight decay", "s11/vit-ls": "Label smoothing"}
@@ -187,9 +194,7 @@ if all(ablation.values()):
     for before, after in zip(ABLATION, ABLATION[1:]):
         a, b = ablation[before].history, ablation[after].history
         delta = b.test_acc[-1] - a.test_acc[-1]
-        n = ablation[after].data["test"].size
-        p = b.test_acc[-1] / 100
-        noise = 2 * math.sqrt(2 * p * (1 - p) / n) * 100
+        noise = noise_points(b.test_acc[-1], ablation[after].data["test"].size)
         verdict = ("within the noise of one seed" if abs(delta) < noise
                    else "a real gain" if delta > 0 else "a real loss")
         gap = (b.train_acc[-1] - b.test_acc[-1]) - (a.train_acc[-1] - a.test_acc[-1])
@@ -224,8 +229,7 @@ if finals["s11/vit"] is not None:
 if None not in finals.values():
     ours, before = finals["s11/vit"], finals["s10/vit"]
     delta = ours.final_test_acc - before.final_test_acc
-    p = ours.final_test_acc / 100
-    noise = 2 * math.sqrt(2 * p * (1 - p) / ours.data["test"].size) * 100
+    noise = noise_points(ours.final_test_acc, ours.data["test"].size)
     verdict = ("within the noise of one seed each" if abs(delta) < noise
                else "more than the noise" if delta > 0 else "less, beyond the noise")
     say(f"""`s11/vit` ended at {ours.final_test_acc:.2f} % after {ours.epochs_run}

@@ -1177,9 +1177,8 @@ if done:
             f"{mean_acc:.2f} % ({'at or above' if hit_acc else 'below'} "
             f"{TARGET_ACC:.0f} %) and the longest run took {longest:.1f} minutes "
             f"({'within' if hit_time else 'over'} {TARGET_MINUTES:.0f}).")
-    threads = " or ".join(sorted({str(r.threads) for r in done.values()}))
-    text += (f" Each of these runs trained with {threads} torch thread(s) on "
-             f"{done[min(done)].device_name.split(', ')[1]}: the minutes are this "
+    machines = " or ".join(sorted({r.device_name for r in done.values()}))
+    text += (f" Each of these runs trained on {machines}: the minutes are this "
              "machine's, not a GPU's.")
     text += (f" All seeds are scored on the same {n_test:,} test images "
              f"({done[min(done)].test_set()}), so averaging seeds removes the "
@@ -1191,8 +1190,8 @@ if done:
         text += (f" Against session 8's custom ResNet: {minutes(resnet):.0f} minutes "
                  f"for {resnet.metrics['test_acc']:.2f} %, "
                  f"{minutes(resnet) / mean_minutes:.0f}× the speedrun's mean time")
-        text += (f" (the ResNet trained with {resnet.threads} torch thread(s))."
-                 if str(resnet.threads) != threads else ".")
+        text += (f" (the ResNet trained on {resnet.device_name})."
+                 if resnet.device_name not in machines else ".")
     say(text)
 accuracy_ablations = {name: r for name, r in ablated.items()
                       if r is not None and name != "s08/speedrun-eager"}
