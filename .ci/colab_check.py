@@ -46,6 +46,9 @@ RUNNER_PACKAGES = ["nbclient", "ipykernel"]
 CELL_TIMEOUT_S = 900
 NOTEBOOK_TIMEOUT_S = 1800
 KERNEL_NAME = "colab-sim"
+# torch's CUDA wheels and their nvidia-* dependencies fill about 6 GB once unpacked; with the
+# clones, the pip cache and the kernels' scratch, the fresh venv needs this much free.
+NEEDED_FREE_BYTES = 8 * 1024**3
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -215,6 +218,13 @@ def main(argv: list[str] | None = None) -> int:
           + (" (the working tree has uncommitted changes: not in the clones)" if dirty else ""))
     print(f"EVAKIT_DATA={data or '(unset: datasets download)'}")
 
+    scratch = Path(tempfile.gettempdir())
+    free = shutil.disk_usage(scratch).free
+    if free < NEEDED_FREE_BYTES:
+        print(f"colab check: {scratch} has {free / 1024**3:.1f} GB free, and the fresh venv with "
+              f"Colab's torch needs about {NEEDED_FREE_BYTES / 1024**3:.0f} GB: free some space "
+              "there or point TMPDIR at a disk that has it.", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="colab-check-") as tmp:
         tmp = Path(tmp)
         start = time.monotonic()

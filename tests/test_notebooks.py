@@ -200,3 +200,13 @@ def test_a_failing_cell_fails_the_simulated_colab(tmp_path):
                           tmp_path / "home", None)
     outcome = check.run_twin(Path(sys.executable), twin, tmp_path / "run", env, timeout=300)
     assert not outcome.ok and "RuntimeError: boom" in outcome.error
+
+
+def test_the_simulated_colab_says_when_the_disk_is_too_full(monkeypatch, capsys):
+    """A full scratch disk stops the check before pip does, in one sentence that says so."""
+    check = _colab_check()
+    monkeypatch.setattr(check.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(
+        total=10 * 1024**3, used=9 * 1024**3, free=1024**3))
+    assert check.main(["s00"]) == 2
+    said = capsys.readouterr().err.strip()
+    assert "1.0 GB free" in said and "needs about 8 GB" in said, said
