@@ -1031,39 +1031,50 @@ traffic is what fused kernels cut.""")
 
 # %%
 eager = ablated.get("s08/speedrun-eager")
-if 1 not in done or eager is None:
+if not done or eager is None:
     none_yet(command(SPEEDRUN.name), command("s08/speedrun-eager"))
 else:
+    # Every compiled seed: the runs shared the CPU with different other work, so one
+    # seed alone would make the comparison depend on which one was picked.
+    compiled = np.array([r.history.seconds for r in done.values()])
+    epochs = np.arange(1, eager.epochs_run + 1)
     fig, ax = plt.subplots(figsize=(8, 3.4))
-    width = 0.4
-    pair = (("compiled", done[1]), ("eager", eager))
-    for offset, (label, r) in zip((-width / 2, width / 2), pair, strict=True):
-        ax.bar(np.arange(1, r.epochs_run + 1) + offset, r.history.seconds, width,
-               label=f"{label}: {minutes(r):.1f} minutes in all")
+    ax.bar(epochs - 0.2, compiled.mean(axis=0), 0.4,
+           yerr=[compiled.mean(axis=0) - compiled.min(axis=0),
+                 compiled.max(axis=0) - compiled.mean(axis=0)], capsize=3,
+           label=f"compiled: mean of {len(done)} seeds (bars: fastest to slowest)")
+    ax.bar(epochs + 0.2, eager.history.seconds, 0.4, label="eager: one run")
     ax.set_xlabel("epoch")
     ax.set_ylabel("seconds (training + test evaluation)")
-    ax.set_xticks(np.arange(1, done[1].epochs_run + 1))
+    ax.set_xticks(epochs)
     ax.legend()
     fig.tight_layout()
 
 # %% tags=["remove-input"]
-if 1 in done and eager is not None:
-    c, e = done[1].history.seconds, eager.history.seconds
-    later_c, later_e = statistics.mean(c[1:]), statistics.mean(e[1:])
+if done and eager is not None:
+    first_c, later_c = compiled[:, 0], compiled[:, 1:].mean(axis=1)
+    e = eager.history.seconds
+    later_e = statistics.mean(e[1:])
     warm_up = max(0.0, e[0] - later_e)    # a first epoch's cost without compiling
     eager_first = (f"{warm_up:.0f} s slower than its later ones" if warm_up > 0
                    else "no slower than its later ones")
-    say(f"""The compiled run's first epoch took {c[0]:.0f} s against {later_c:.0f} s
-for each later one, {c[0] - later_c:.0f} s more; the eager run's first epoch is
-{eager_first}, so about {c[0] - later_c - warm_up:.0f} s is the compiling. After
-that, an epoch takes {later_c:.0f} s compiled
-and {later_e:.0f} s eager ({later_e / later_c:.2f}×). Over the whole run:
-**{minutes(done[1]):.1f} minutes compiled, {minutes(eager):.1f} eager**
-({minutes(eager) / minutes(done[1]):.2f}×), at {done[1].final_test_acc:.2f} % and
-{eager.final_test_acc:.2f} %. The arithmetic is the same up to floating-point rounding
-(fused kernels add in another order); rounding differences grow over training like a
-change of seed, so the two accuracies are compared against the seeds' spread in the
-results below.""")
+    extra = statistics.mean(first_c - later_c)
+    same_seed = (f" Seed {eager.seed}, trained both ways, ends at "
+                 f"{done[eager.seed].final_test_acc:.2f} % compiled and "
+                 f"{eager.final_test_acc:.2f} % eager." if eager.seed in done else "")
+    compiling = (f"so about {extra - warm_up:.0f} s is the compiling"
+                 if extra > warm_up else "so the compiling is lost in the runs' noise")
+    say(f"""A compiled run's first epoch took {extra:.0f} s more than its later ones
+(mean over {len(done)} seeds); the eager run's first epoch is {eager_first},
+{compiling}. After that, an epoch takes
+{later_c.mean():.0f} s compiled ({later_c.min():.0f}–{later_c.max():.0f} s across the
+seeds, which shared the CPU with different other work) and {later_e:.0f} s eager:
+**compiling makes an epoch {later_e / later_c.mean():.2f}× faster** on this CPU (between
+{later_e / later_c.max():.2f}× and {later_e / later_c.min():.2f}× against single
+seeds). The arithmetic is the same up to floating-point rounding (fused kernels add in
+another order); rounding differences grow over training like a change of
+seed.{same_seed}
+The results below compare accuracies against the seeds' spread.""")
 
 # %% [markdown]
 # **A floor that no code can beat.** Fusing cuts memory traffic; it does not cut
@@ -1102,13 +1113,15 @@ else:
              f"{TARGET_MINUTES:.0f}: what separates a run from it is element-wise "
              "work, narrow early convolutions that use the CPU's vector units poorly, "
              "the evaluations and the compiling.")
-if 1 in done:
-    text += (f" The full recipe's record took {minutes(done[1]):.1f} minutes on "
-             f"{done[1].device_name} — {minutes(done[1]) / floor_minutes:.1f}× this "
-             "floor where this page runs on such a machine")
-    if done[1].threads != torch.get_num_threads():
+if done:
+    fastest = min(done.values(), key=minutes)
+    text += (f" The full recipe's fastest record took {minutes(fastest):.1f} minutes "
+             f"(seed {fastest.seed}, on {fastest.device_name}) — "
+             f"{minutes(fastest) / floor_minutes:.1f}× this floor where this page runs "
+             "on such a machine")
+    if fastest.threads != torch.get_num_threads():
         text += (f", though the floor counts {torch.get_num_threads()} threads' "
-                 f"peak and the record used {done[1].threads}")
+                 f"peak and the record used {fastest.threads}")
     text += (". `evakit bench speedrun` prints the same floor beside the measured "
              "speed of a training step.")
 say(text)
@@ -1169,14 +1182,19 @@ if done:
     n_test = done[min(done)].data["test"].size
     se = 100 * math.sqrt(mean_acc / 100 * (1 - mean_acc / 100) / n_test)
     hit_acc, hit_time = mean_acc >= TARGET_ACC, longest <= TARGET_MINUTES
-    verdict = ("**not judged yet**" if len(done) < len(SEEDS)
-               else "**met**" if hit_acc and hit_time else "**not met**")
+    # One run over the time limit fails "each in ≤ 12 minutes", whatever the rest do.
+    complete = len(done) == len(SEEDS)
+    verdict = ("**not met**" if not hit_time or (complete and not hit_acc)
+               else "**not judged yet**" if len(done) < len(SEEDS) else "**met**")
     text = (f"**The goal** (mean ≥ {TARGET_ACC:.0f} % over {len(SEEDS)} seeds, each in "
             f"≤ {TARGET_MINUTES:.0f} minutes) is {verdict}: {len(done)} of "
             f"{len(SEEDS)} seeds are recorded, their mean test accuracy is "
             f"{mean_acc:.2f} % ({'at or above' if hit_acc else 'below'} "
             f"{TARGET_ACC:.0f} %) and the longest run took {longest:.1f} minutes "
             f"({'within' if hit_time else 'over'} {TARGET_MINUTES:.0f}).")
+    if not hit_time and len(done) < len(SEEDS):
+        text += (" One run over the time limit is enough to miss a goal that asks it "
+                 "of every run, so the seeds still to come cannot change the verdict.")
     machines = " or ".join(sorted({r.device_name for r in done.values()}))
     text += (f" Each of these runs trained on {machines}: the minutes are this "
              "machine's, not a GPU's.")
@@ -1258,7 +1276,10 @@ counts = torch.distributions.Binomial(SPEEDRUN.epochs, torch.tensor(0.5))
 k = torch.arange(SPEEDRUN.epochs + 1)
 p_k = counts.log_prob(k.float()).exp()
 lopsided = float(p_k[(k <= 2) | (k >= SPEEDRUN.epochs - 2)].sum())
-eval_share = 6 * len(test_set) / (3 * 50_000 + 6 * len(test_set))
+# What the records evaluated (1,000 images here), not what this machine loaded.
+n_test = done[min(done)].data["test"].size if done else len(test_set)
+n_train = done[min(done)].data["train"].size if done else 50_000
+eval_share = 6 * n_test / (3 * n_train + 6 * n_test)
 say(f"""
 :::{{admonition}} Answers
 :class: dropdown
@@ -1288,7 +1309,7 @@ randomness that remains is in the shifts and the order.
 (4) Nothing in training. At inference, six forward passes per image instead of one
 (two with mirroring only): six times the compute and latency, for the gain measured in
 section 9. These records also evaluate the test set with TTA after every epoch: 6 ×
-{len(test_set):,} test forward passes against about 3 × 50,000 for an epoch of training
+{n_test:,} test forward passes against about 3 × {n_train:,} for an epoch of training
 (a backward pass costs about two forward ones): roughly {100 * eval_share:.0f} % of
 the arithmetic of each recorded epoch.
 :::
