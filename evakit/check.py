@@ -224,15 +224,177 @@ def _s09(model, record) -> list[Verdict]:
     return verdicts
 
 
+CIFAR_TRAIN = 50_000
+
+
+def _s10(model, record) -> list[Verdict]:
+    from evakit.models import vit
+
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    patchify = [c for c in convs if c.kernel_size == c.stride and c.padding == (0, 0)]
+    dim = patchify[0].out_channels if patchify else None
+    patches = (32 // patchify[0].stride[0]) ** 2 if patchify else None
+    own = [(n, p) for n, p in model.named_parameters() if p.ndim == 3 and p.shape[0] == 1]
+    cls = [n for n, p in own if tuple(p.shape) == (1, 1, dim)]
+    pos = [n for n, p in own if patches and tuple(p.shape) == (1, patches + 1, dim)]
+    blocks = [m for m in model.modules()
+              if sum(isinstance(c, nn.LayerNorm) for c in m.children()) == 2
+              and any(isinstance(c, nn.MultiheadAttention | vit.Attention) for c in m.modules())]
+    was_training = model.training
+    model.eval()
+    images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(images)
+        try:
+            reference = vit.reference_from(model)
+        except (AttributeError, ArgumentError, RuntimeError, TypeError) as err:
+            reference, why = None, f"no nn.TransformerEncoderLayer formulation ({err})"
+        if reference is not None:
+            n_ours, n_ref = models.count_parameters(model), models.count_parameters(reference)
+            gap = float((reference(images) - out).abs().max())
+    model.train(was_training)
+    convs_seen = ", ".join(f"{c.in_channels}→{c.out_channels} k{c.kernel_size[0]} "
+                           f"s{c.stride[0]}" for c in convs[:2]) or "no Conv2d"
+    if len(convs) > 2:
+        convs_seen = f"{len(convs)} Conv2d: {convs_seen}, …"
+    verdicts = [
+        Verdict("a patch embedding: one convolution whose stride is its kernel",
+                convs_seen, len(convs) == 1 and len(patchify) == 1),
+        Verdict("a learned CLS token (1×1×D)", ", ".join(cls) or "none", len(cls) == 1),
+        Verdict("learned position embeddings, one per token (1×(patches + 1)×D)",
+                ", ".join(f"{n} {tuple(p.shape)}" for n, p in own if n in pos) or "none",
+                len(pos) == 1),
+        Verdict("encoder blocks (two LayerNorms and an attention each)", f"{len(blocks)}",
+                len(blocks) > 0),
+        Verdict("a head with 10 outputs for a 32×32 image", f"{tuple(out.shape[1:])}",
+                tuple(out.shape[1:]) == (10,)),
+    ]
+    if reference is None:
+        verdicts += [Verdict("same parameter count as the nn.TransformerEncoderLayer "
+                             "formulation", why, False),
+                     Verdict("same outputs once the weights are copied", why, False)]
+    else:
+        verdicts += [
+            Verdict("same parameter count as the nn.TransformerEncoderLayer formulation",
+                    f"{n_ours:,} and {n_ref:,}", n_ours == n_ref),
+            Verdict("same outputs once the weights are copied",
+                    f"largest difference of the logits of 4 images {gap:.1e}", gap < 1e-5),
+        ]
+    if record is not None:
+        train_set = record.data.get("train")
+        size = train_set.size if train_set is not None else 0
+        dataset = record.config["dataset"]
+        verdicts += [
+            Verdict(f"trained on CIFAR-10 ({CIFAR_TRAIN:,} training images)",
+                    f"{dataset}, {size:,} training images",
+                    dataset == "cifar10" and size == CIFAR_TRAIN),
+            Verdict("the training run finished",
+                    f"{record.epochs_run} of {record.epochs_planned} epochs; final test "
+                    f"accuracy {record.final_test_acc:.2f} % on {record.test_set()} (the "
+                    "assignment sets no target)", record.epochs_run == record.epochs_planned),
+        ]
+    return verdicts
+
+
+GPT_BABY = dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128)
+GPT_TARGET_LOSS = 1.88   # nanoGPT's baby character model, held-out loss (its README)
+
+
+def _s11(model, record) -> list[Verdict]:
+    from evakit.models import language
+
+    config = getattr(model, "config", None)
+    gpt = isinstance(model, language.GPT) and bool(getattr(config, "causal", False))
+    vocab = getattr(config, "vocab_size", None)
+    context = getattr(config, "block_size", None)
+    params = models.count_parameters(model)
+    baby = models.count_parameters(language.GPT(language.TransformerConfig(**GPT_BABY)))
+    verdicts = [
+        Verdict("a causal decoder (GPT)", type(model).__name__ + (" (causal)" if gpt else ""),
+                gpt),
+        Verdict("character tokens: a vocabulary of 65, so the loss is per character",
+                f"{vocab}", vocab == GPT_BABY["vocab_size"]),
+        Verdict("context of 64 characters", f"{context}", context == GPT_BABY["block_size"]),
+        Verdict(f"parameters ≤ {baby:,} (nanoGPT's baby model: 4 layers, 4 heads, width 128)",
+                f"{params:,}", params <= baby),
+    ]
+    if record is not None:
+        test = record.data.get("test")
+        loss = record.history.test_loss[-1] if len(record.history) else float("inf")
+        verdicts += [
+            Verdict("held out: the last 10 % of Tiny Shakespeare, by characters",
+                    record.test_set() if test is not None else "no test set",
+                    test is not None and test.dataset == "shakespeare-char"),
+            Verdict(f"held-out loss < {GPT_TARGET_LOSS} nats per character (nanoGPT's baby "
+                    "model)", f"{loss:.3f} after epoch {record.epochs_run}",
+                    loss < GPT_TARGET_LOSS),
+        ]
+    return verdicts
+
+
+LT_BASELINE = "s12/lt-ce"   # session 12's plain cross-entropy on CIFAR-10-LT
+LT_RATIO, LT_EPOCHS, LT_RARE_GAIN, LT_BALANCED_LOSS = 100, 30, 10.0, 5.0
+
+
+def _recalls(record) -> torch.Tensor:
+    """Per-class test recall of a record, from its stored predictions and the rebuilt test set."""
+    from evakit import practice
+
+    truth = practice.recorded_data(record, "test").labels
+    pred = practice.recorded_predictions(record)
+    return torch.stack([(pred[truth == c] == c).float().mean() for c in truth.unique()])
+
+
+def _s12(model, record) -> list[Verdict]:
+    from evakit import losses, records
+
+    params = models.count_parameters(model)
+    verdicts = [Verdict("parameters < 200,000 (session 6's budget)", f"{params:,}",
+                        params < 200_000)]
+    if record is None:
+        return verdicts
+    ratio = (record.config.get("practice") or {}).get("imbalance")
+    verdicts += [
+        Verdict(f"trained on CIFAR-10-LT, imbalance ratio {LT_RATIO}",
+                f"{record.config['dataset']}, ratio {ratio}",
+                record.config["dataset"] == "cifar10" and ratio == LT_RATIO),
+        Verdict(f"at most {LT_EPOCHS} epochs (the cross-entropy baseline's)",
+                f"{record.epochs_run}", record.epochs_run <= LT_EPOCHS),
+    ]
+    baseline = records.load(LT_BASELINE)
+    same_test = record.data.get("test") == baseline.data["test"]
+    verdicts.append(Verdict(f"scored on the test images of the baseline {LT_BASELINE}",
+                            record.test_set() if "test" in record.data else "no test set",
+                            same_test))
+    if not same_test:
+        return verdicts
+    ours, base = 100 * _recalls(record), 100 * _recalls(baseline)
+    counts = torch.tensor(losses.long_tailed_counts(5000, 10, LT_RATIO))
+    rare = counts.argsort()[:3]
+    gain = float(ours[rare].mean() - base[rare].mean())
+    drop = float(base.mean() - ours.mean())
+    verdicts += [
+        Verdict(f"mean recall of the 3 rarest classes ≥ {LT_BASELINE}'s + "
+                f"{LT_RARE_GAIN:.0f} points",
+                f"{float(ours[rare].mean()):.1f} % against {float(base[rare].mean()):.1f} % "
+                f"({gain:+.1f})", gain >= LT_RARE_GAIN),
+        Verdict(f"balanced accuracy ≥ {LT_BASELINE}'s − {LT_BALANCED_LOSS:.0f} points",
+                f"{float(ours.mean()):.1f} % against {float(base.mean()):.1f} % "
+                f"({-drop:+.1f})", drop <= LT_BALANCED_LOSS),
+    ]
+    return verdicts
+
+
 SESSIONS: dict[str, Callable] = {"s03": _s03, "s04": _s04, "s06": _s06, "s08": _s08,
-                                "s09": _s09}
+                                "s09": _s09, "s10": _s10, "s11": _s11, "s12": _s12}
 
 
 def grade(session: str, record: Record | None = None, model: nn.Module | None = None) -> Report:
     """Grade a record (and the model its recipe builds), or a bare model.
 
     Args:
-        session: ``"s03"``, ``"s04"``, ``"s06"``, ``"s08"`` or ``"s09"``.
+        session: ``"s03"``, ``"s04"``, ``"s06"``, ``"s08"``, ``"s09"``, ``"s10"``, ``"s11"``
+            or ``"s12"``.
         record: a record from :mod:`evakit.records`; its model is rebuilt from its config.
         model: grade this model's structure instead (no accuracy constraints without a record).
     """
