@@ -702,6 +702,13 @@ print(f"Adam, one-cycle up to {recipe.lr} (peak at epoch {peak:.0f} of "
 # peaks at epoch 5, as in session 8. In full mode the next cell trains the recipe (24
 # epochs); in FAST mode two epochs on 1,000 images show that the loop runs.
 
+# %% tags=["remove-cell"]
+_s08 = recipes.get("s08/custom-resnet")
+assert recipe.lr == 0.01 and recipe.epochs == 24
+assert round(recipe.pct_start * recipe.epochs) == 5
+assert round(_s08.pct_start * _s08.epochs) == 5
+assert (recipe.fast.epochs, recipe.fast.limit) == (2, 1000)
+
 # %%
 live = runner.run(recipe)
 print(f"{live.label}: test accuracy {live.history.test_acc[-1]:.2f} % after "
