@@ -29,9 +29,9 @@
 # used); a section whose records are not there yet says so and quotes nothing. The cells
 # that evaluate recorded models (calibration, test-time augmentation, ensembles, flatness)
 # do the same work in every mode, in seconds. With `EVAKIT_FAST=1` (the tests, and the build
-# of this book) the one training cell, at the end, runs `s12/plain` on 1,000 images for two
-# epochs — a check that the code runs, not a result; without it (in Colab) it trains the
-# recipe in full.
+# of this book) the one training cell ({ref}`Training one recipe <s12-training>`) runs
+# `s12/plain` on 1,000 images for two epochs — a check that the code runs, not a result;
+# without it (in Colab) it trains the recipe in full.
 # ```
 #
 # **Objectives.** After this session you can
@@ -42,7 +42,8 @@
 # - read a reliability diagram and fix an over-confident network with temperature scaling;
 # - transfer a network to new classes by linear probing or fine-tuning, and say when each
 #   beats training from scratch;
-# - train on a long-tailed set with weighted, focal and class-balanced losses;
+# - train on a long-tailed set with weighted, focal and class-balanced losses, and lift
+#   the rare classes' recall without giving up balanced accuracy (the assignment);
 # - add mixup, CutMix, RandAugment or AutoAugment to a recipe, and average predictions over
 #   test-time views, over seeds and over the weights of one run (SWA).
 
@@ -64,6 +65,7 @@ import torchmetrics.functional.classification as tmc
 from IPython.display import Markdown, display
 
 from evakit import data, losses, metrics, practice, recipes, records, runner, train, viz
+from evakit.check import grade
 from evakit.table import Table
 
 CLASSES = data.CLASSES["cifar10"]
@@ -256,7 +258,7 @@ else:
     report = metrics.classification_report(pred, truth, 10, class_names=CLASSES)
     display(report)
 
-# %% tags=["remove-input"]
+# %% tags=["remove-input"] mystnb={"markdown_format": "myst"}
 if plain is not None:
     cm = s["cm"].clone().fill_diagonal_(0)
     a, b = divmod(int(cm.argmax()), 10)
@@ -265,8 +267,9 @@ if plain is not None:
 images); the class found least often is **{CLASSES[worst]}** (recall
 {s['recall'][worst]:.2f}). The test set is nearly balanced, so the balanced accuracy
 ({s['balanced']:.3f}) is close to the accuracy ({s['accuracy']:.3f}) and the macro F1
-({s['macro_f1']:.3f}) close to the micro F1 (= accuracy); on the long-tailed training of
-section 5 they tell different stories.""")
+({s['macro_f1']:.3f}) close to the micro F1 (= accuracy); on
+{{ref}}`the long-tailed training <s12-imbalance>` further down they tell different
+stories.""")
 
 # %% [markdown]
 # ## 3. How sure is an accuracy? A bootstrap interval
@@ -514,6 +517,7 @@ print(f"ResNet-18 with a 4-way head: {sum(p.numel() for p in resnet.parameters()
       f"parameters to fine-tune, {trainable:,} to probe")
 
 # %% [markdown]
+# (s12-imbalance)=
 # ## 6. Rare classes: imbalance
 #
 # Real data is rarely balanced. **CIFAR-10-LT** (Cui et al., 2019) keeps class $i$'s
@@ -951,12 +955,30 @@ by {rise['s12/plain']:.2f} for `s12/plain` and {rise['s12/swa']:.2f} for `s12/sw
 along these directions **{flatter}** sits in the flatter region.""")
 
 # %% [markdown]
+# (s12-training)=
 # ## 11. Training one recipe
 #
 # Every practice of this page is a field of `Practice` in a recipe, trained by
 # `runner.run` like any other. In FAST mode this trains `s12/plain` for two epochs on 1,000
 # images (900 after the validation split) — a check that the code runs; in full mode it is
-# the recipe, about five minutes on a 2-core CPU, seconds on a GPU.
+# the whole recipe, which took as long as its record says:
+
+# %% tags=["remove-input"]
+plain_record = recorded("s12/plain")
+if plain_record is None:
+    none_yet("s12/plain")
+else:
+    threads = plain_record.threads
+    machine = plain_record.device_name.split(", ")[:2]        # the CPU, its cores
+    say(f"The recorded `s12/plain` trained {plain_record.epochs_run} epochs in "
+        f"**{plain_record.wall_seconds / 60:.1f} minutes** with {threads} torch "
+        f"thread{'s' if threads != 1 else ''} on {', '.join(machine)} "
+        f"({plain_record.precision}).")
+
+# %% tags=["remove-cell"]
+_plain = recipes.get("s12/plain")
+assert (_plain.fast.epochs, _plain.fast.limit) == (2, 1000)
+assert _plain.practice.val_split == 0.1
 
 # %%
 live = runner.run("s12/plain")
@@ -964,6 +986,77 @@ print(f"{live.label}: validation {live.metrics['val_acc']:.2f} %, test "
       f"{live.metrics['test_acc']:.2f} % after {len(live.history)} epochs "
       f"({live.wall_seconds:.0f} s on {live.device}, {live.precision}); held out: "
       f"{live.data['val'].describe()}")
+
+# %% [markdown]
+# ## 12. The assignment: rare classes
+#
+# **The task.** Train session 6's network (under 200,000 parameters) on CIFAR-10-LT with an
+# imbalance ratio of 100 — the seeded set of {ref}`the imbalance section <s12-imbalance>` —
+# for at most 30 epochs, the budget of the plain cross-entropy run `s12/lt-ce`. Scored on
+# the same test images as `s12/lt-ce`, it must
+#
+# - raise the mean recall of the three rarest classes by **at least 10 points** over
+#   `s12/lt-ce`'s, and
+# - lose **at most 5 points** of balanced accuracy against it.
+#
+# Anything may change but the network, the data and the budget: the loss, the sampling,
+# the augmentation, the schedule. The targets come from the noise of two single-seed runs
+# on these images, not from any run's result:
+
+# %% tags=["remove-input"]
+LT_COUNTS = losses.long_tailed_counts(5000, 10, 100)
+rarest = sorted(range(10), key=lambda c: LT_COUNTS[c])[:3]
+lt_base = recorded("s12/lt-ce")
+if lt_base is None:
+    none_yet("s12/lt-ce")
+else:
+    lt_truth = practice.recorded_data(lt_base, "test").labels
+    n_rare = int(sum((lt_truth == c).sum() for c in rarest))
+    rare_noise = 2 * math.sqrt(2) * 100 * metrics.binomial_std_error(0.5, n_rare)
+    acc_noise = 2 * math.sqrt(2) * 100 * metrics.binomial_std_error(0.6, len(lt_truth))
+    names = ", ".join(f"{CLASSES[c]} ({LT_COUNTS[c]} training images)" for c in rarest)
+    say(f"""The three rarest classes are {names}; {n_rare} of the {len(lt_truth):,} test
+images show them. Two standard errors of the difference between two runs' recall on
+{n_rare} images near 50 % (the widest) are {rare_noise:.1f} points, so a 10-point gain
+is more than the noise of one seed; for an accuracy near 60 % on {len(lt_truth):,}
+images they are {acc_noise:.1f} points, so 5 points of balanced accuracy is about what
+noise alone can cost.""")
+
+# %% [markdown]
+# **The solution** is `s12/lt-weighted-ce`, recorded {ref}`above <s12-imbalance>`:
+# cross-entropy weighted by $1/n_{\text{class}}$, nothing else changed. `evakit check s12`
+# reads its stored test predictions and those of `s12/lt-ce`, and rebuilds the network
+# from its config to count the parameters:
+
+# %%
+lt_solution = recorded("s12/lt-weighted-ce")
+if lt_solution is None or lt_base is None:
+    none_yet(*[n for n in ("s12/lt-ce", "s12/lt-weighted-ce") if recorded(n) is None])
+else:
+    display(grade("s12", lt_solution))
+
+# %% [markdown]
+# The other two re-weighted losses of {ref}`the imbalance section <s12-imbalance>`,
+# graded the same way — the constraints each one misses:
+
+# %%
+if lt_base is not None:
+    rows = []
+    for name in ("s12/lt-focal", "s12/lt-class-balanced"):
+        r = recorded(name)
+        if r is None:
+            rows.append([name, "no record"])
+            continue
+        report = grade("s12", r)
+        missed = [f"{v.constraint} ({v.measured})" for v in report.verdicts
+                  if not v.passed]
+        rows.append([name, "; ".join(missed) or "none: it passes too"])
+    display(Table(["recipe", "constraints missed"], rows, "evakit check s12"))
+
+# %% tags=["remove-cell"]
+if lt_solution is not None and lt_base is not None:
+    assert grade("s12", lt_solution).passed
+    assert rare_noise < 10 and acc_noise > 4
 
 # %% [markdown]
 # ## Exercises
