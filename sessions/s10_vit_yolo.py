@@ -43,6 +43,7 @@ import json
 import math
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -54,10 +55,13 @@ from PIL import Image
 from torch import nn
 
 from evakit import (
+    check,
     data,
     detect,
+    detection_data,
     evidence,
     models,
+    practice,
     recipes,
     records,
     runner,
@@ -203,7 +207,8 @@ print("encoder input:", tuple(sequence_in.shape), "= batch × (CLS + 64 patches)
 # %% [markdown]
 # **The encoder block** is *pre-norm*: LayerNorm → multi-head attention → add the input, then
 # LayerNorm → MLP (two linear layers with a GELU between) → add. The sum path is never
-# normalized, so — as in ResNet v2 — the identity runs clean from the first block to the last.
+# normalized, so — as in ResNet v2 (He et al. 2016) — the identity runs clean from the
+# first block to the last.
 # By hand, with the weights of the library's block:
 
 # %%
@@ -320,48 +325,69 @@ print(f"parameters: ViT {n_ours:,}, nn.TransformerEncoderLayer formulation "
 assert n_ours == n_theirs and gap < 1e-5
 
 # %% [markdown]
-# **Sizing the run for a CPU.** The recorded run trains on the two cores of a CPU, so the
-# model's size and the number of epochs were chosen from a measurement: images per second of
-# one bf16 training step on one thread (two threads give roughly 1.8× that), times the 50 000
-# training images of an epoch, against a budget of about 40 minutes; the model also stays
-# small enough for its recorded weights to be kept in the repository (section 5 needs them).
-# Two things mattered: writing attention as plain matrix products (for 65 tokens the
-# fused `F.scaled_dot_product_attention` kernel made the whole step much slower on this CPU),
-# and bf16. The same measurement on the machine running this notebook — on a CPU in seconds of
-# CPU time on one thread, so that other programs running beside it do not change the
-# answer:
+# **Sizing the run for a CPU.** The recorded run trains on a CPU, so the model's size and the
+# number of epochs were chosen from a measurement: images per second of one bf16 training
+# step, times the 50 000 training images of an epoch, against the CPU time the run may take;
+# the model also stays small enough for its recorded weights to be kept in the repository
+# (section 5 needs them). Two things mattered: writing attention as plain matrix products
+# (for 65 tokens the fused `F.scaled_dot_product_attention` kernel made the whole step much
+# slower on this CPU), and bf16. The same measurement on the machine running this notebook —
+# on a CPU in seconds of CPU time on one thread, so that other programs running beside it do
+# not change the answer:
 
 # %%
+def training_rate(recipe: recipes.Recipe, shape: tuple[int, ...], classes: int,
+                  batch_size: int, steps: int = 3) -> tuple[float, str]:
+    """Images per second of a training step of the recipe's full-size model here (on a
+    CPU: per second of CPU time, on one thread), and where it was measured."""
+    device = runner.parse_device(None)
+    precision = train.Precision(runner.pick_precision(recipe, device, None))
+    timed = precision.prepare(recipe.build_model().to(device))
+    optimizer = torch.optim.AdamW(timed.parameters(), lr=recipe.lr)
+    xb = torch.randn(batch_size, *shape, device=device)
+    yb = torch.randint(0, classes, (batch_size,), device=device)
+    threads, on_cpu = torch.get_num_threads(), device.type == "cpu"
+    clock = time.process_time if on_cpu else time.perf_counter
+    torch.set_num_threads(1 if on_cpu else threads)
+    try:
+        train.train_step(timed, xb, yb, optimizer, precision=precision)      # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = clock()
+        for _ in range(steps):
+            train.train_step(timed, xb, yb, optimizer, precision=precision)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = clock() - start
+    finally:
+        torch.set_num_threads(threads)
+    where = "one CPU thread" if on_cpu else str(device)
+    where += f", {precision.name}"
+    return steps * batch_size / seconds, where
+
+
 recipe = recipes.get("s10/vit")
-device = runner.parse_device(None)
-precision = train.Precision(runner.pick_precision(recipe, device, None))
-timed = precision.prepare(recipe.build_model().to(device))
-optimizer = torch.optim.AdamW(timed.parameters(), lr=recipe.lr)
-xb = torch.randn(recipe.batch_size, 3, 32, 32, device=device)
-yb = torch.randint(0, 10, (recipe.batch_size,), device=device)
-threads = torch.get_num_threads()
-on_cpu = device.type == "cpu"
-clock = time.process_time if on_cpu else time.perf_counter
-if on_cpu:
-    torch.set_num_threads(1)
-train.train_step(timed, xb, yb, optimizer, precision=precision)          # warm-up
-steps = 3
-start = clock()
-for _ in range(steps):
-    train.train_step(timed, xb, yb, optimizer, precision=precision)
-if device.type == "cuda":
-    torch.cuda.synchronize()
-rate = steps * recipe.batch_size / (clock() - start)
-torch.set_num_threads(threads)
-if on_cpu:
-    two_cores = 1.8 * rate
-    print(f"here ({precision.name}, one thread): {rate:,.0f} images per CPU second; "
-          f"on two cores ≈ {two_cores:,.0f} images/s → "
-          f"{50_000 / two_cores / 60:.1f} min per epoch, {recipe.epochs} epochs in ≈ "
-          f"{recipe.epochs * 50_000 / two_cores / 60:.0f} min")
+rate, where = training_rate(recipe, (3, 32, 32), 10, recipe.batch_size)
+print(f"here ({where}): {rate:,.0f} images per second → "
+      f"{50_000 / rate / 60:.1f} min per epoch of 50 000 images, "
+      f"{recipe.epochs} epochs in ≈ "
+      f"{recipe.epochs * 50_000 / rate / 60:.0f} min (training steps only)")
+
+# %% [markdown]
+# And what the recorded run took (its record keeps the machine, the number of torch threads
+# and the wall time, test passes included):
+
+# %%
+vit_record = records.load("s10/vit") if records.path_for("s10/vit").is_file() else None
+if vit_record is not None:
+    wall = vit_record.wall_seconds
+    display(Markdown(                      # device_name: cores and torch threads
+        f"The recorded run: {vit_record.epochs_run} epochs on {vit_record.device_name} "
+        f"({vit_record.precision}) in {wall / 60:.0f} minutes of wall time — "
+        f"{wall / vit_record.epochs_run / 60:.1f} minutes per epoch."))
 else:
-    print(f"here ({device}, {precision.name}): {rate:,.0f} images/s → "
-          f"{50_000 / rate:.0f} s per epoch of 50 000 images")
+    display(Markdown("*No record of `s10/vit` yet: `evakit train s10/vit --record` "
+                     "makes it.*"))
 
 # %% [markdown]
 # The recipe: AdamW (weight decay 0.05 — transformers have no batch norm to regularize them),
@@ -394,6 +420,21 @@ print(f"{live.label}: test accuracy {live.history.test_acc[-1]:.2f} % after "
       f"({live.precision})")
 
 # %% [markdown]
+# **The check.** `evakit check s10 s10/vit` grades the assignment: the parts written as
+# classes (a patch embedding, a CLS token, position embeddings, encoder blocks, a head with 10
+# outputs), the same parameter count and the same outputs as the `nn.TransformerEncoderLayer`
+# formulation, and — from the record — a finished run on CIFAR-10's 50 000 training images.
+# The assignment sets no accuracy target; the grade reports the recorded accuracy beside it.
+
+# %%
+if vit_record is not None:
+    display(check.grade("s10", vit_record))
+else:
+    display(check.grade("s10", model=models.create("s10/vit")))
+    display(Markdown("*No record of `s10/vit` yet: only the model's structure is "
+                     "graded.*"))
+
+# %% [markdown]
 # ## 5. What the recorded ViT learned
 #
 # Everything in this section comes from the recorded full run of `s10/vit`: its history, the
@@ -401,7 +442,6 @@ print(f"{live.label}: test accuracy {live.history.test_acc[-1]:.2f} % after "
 
 # %%
 display(Markdown(records.results_or_missing("s10/vit")))
-vit_record = records.load("s10/vit") if records.path_for("s10/vit").is_file() else None
 if vit_record is not None:
     minutes = vit_record.wall_seconds / 60
     display(Markdown(
@@ -508,7 +548,7 @@ print(f"{evidence.GRADCAM_LAYERS['s10/vit']} outputs {tuple(token_out[0].shape)}
 
 # %%
 if vit_record is not None:
-    recorded_test = data.load("cifar10", "test", fast=False)
+    recorded_test = practice.recorded_data(vit_record, "test")   # the images it scored
     viz.gradcam_from_record(vit_record, recorded_test)
 else:
     print("No record of s10/vit yet, so no GradCAM maps: they must come from the "
@@ -526,10 +566,11 @@ else:
 # - **Sliding windows.** Run a classifier on every window, at every position, scale and aspect
 #   ratio. Exhaustive and slow: thousands of classifier runs per image (the figure below
 #   counts them for one image).
-# - **Region proposals.** Let a cheap method (Selective Search: ~2 000 regions that merge
-#   similar superpixels) propose where objects may be, and classify only those: R-CNN.
-#   Fast R-CNN (Girshick 2015) runs the network once per image and pools each proposal's
-#   features from the shared map (RoI pooling); Faster R-CNN learns the proposals too.
+# - **Region proposals.** Let a cheap method (Selective Search, Uijlings et al. 2013: ~2 000
+#   regions that merge similar superpixels) propose where objects may be, and classify only
+#   those: R-CNN (Girshick et al. 2014). Fast R-CNN (Girshick 2015) runs the network once per
+#   image and pools each proposal's features from the shared map (RoI pooling); Faster R-CNN
+#   (Ren et al. 2015) learns the proposals too.
 # - **Anchors on a grid (YOLO).** One network pass over the whole image predicts, for every
 #   cell of an S×S grid and each of B *anchor* shapes, a box offset, an objectness and class
 #   scores (Redmon et al. 2016; Redmon & Farhadi 2017). YOLOv2 at 416×416 pixels has
@@ -542,22 +583,22 @@ else:
 # drawn bold.
 
 # %%
-detection = data.data_root() / "detection"
-coco128 = detection / "coco128"
-official_file = coco128 / "official" / "instances_train2017_first128.json"
-official = json.loads(official_file.read_text())
+coco_file = detection_data.coco128_annotations()     # here, or downloaded and checked
+official = json.loads(coco_file.read_text())
 names = {c["id"]: c["name"] for c in official["categories"]}
 picture = next(i for i in official["images"] if i["id"] == 25)
 boxes25 = [a for a in official["annotations"] if a["image_id"] == 25]
-photo = np.asarray(Image.open(coco128 / "images" / "train2017" / picture["file_name"]))
+photo = np.asarray(Image.open(detection_data.coco128_image(picture["file_name"])))
 W, H = picture["width"], picture["height"]
-coco_file = coco128 / "coco128_train2017_from_yolo.json"
 coco = detect.read_coco(coco_file)
 
 
 def on_page(report: detect.AnchorsReport) -> detect.AnchorsReport:
-    """The report with its file named from the data root (no folder of this machine)."""
-    return replace(report, path=report.path.relative_to(data.data_root()))
+    """The report with its file named from the detection folder (no folder of this
+    machine)."""
+    parts = report.path.parts
+    start = len(parts) - 1 - parts[::-1].index("detection")
+    return replace(report, path=Path(*parts[start:]))
 
 
 coco_report = on_page(detect.anchors_report(coco_file, (3, 4, 5, 6)))
@@ -645,7 +686,7 @@ fig.tight_layout()
 # parser with it: the top-level keys, what each holds, and one record of each kind.
 
 # %%
-taco_path = detection / "taco" / "annotations.json"
+taco_path = detection_data.taco_annotations()
 taco_json = json.loads(taco_path.read_text())
 display(Table(["key", "type", "entries"],
               [[k, type(v).__name__, len(v)] for k, v in taco_json.items()],
@@ -709,7 +750,8 @@ print(taco_report)
 taco_report.figure();
 
 # %% [markdown]
-# And on COCO128's boxes:
+# And on COCO128's boxes (COCO 2017's official annotations of those 128 images, crowd boxes
+# left out as above):
 
 # %%
 print(coco_report)
@@ -766,8 +808,7 @@ assert all(list(c.values()) == sorted(c.values()) for c in curves.values())
 # giraffes as YOLO labels, the 5 COCO128 anchors and a 13×13 grid:
 
 # %%
-label_file = coco128 / "labels" / "train2017" / picture["file_name"]
-label_file = label_file.with_suffix(".txt")
+label_file = detection_data.coco128_labels(picture["file_name"])
 labels25 = torch.tensor(np.loadtxt(label_file, ndmin=2), dtype=torch.float32)
 coco_classes = coco.classes                     # in category-id order: YOLO's 0…79
 target = detect.yolo_targets([labels25], anchors5, S_grid, 80)
@@ -935,10 +976,23 @@ display(Markdown(records.results_or_missing(tiny.name)))
 
 # %% [markdown]
 # **Why there is no result here.** The book is built on a machine without internet access,
-# where Tiny ImageNet cannot be fetched, and 50 epochs of ResNet18 on 77 000 images of 64×64
-# would occupy its two CPU cores for more than a day. So this page quotes no accuracy for assignment A. On a
-# GPU machine with internet access, one command downloads the archive (248 MB, md5-checked),
-# caches it, trains the recipe and writes the record this section reads:
+# where Tiny ImageNet cannot be fetched, and the run is long on a CPU. How long, measured as
+# in section 4 (one training step of the full-size ResNet18 on 64×64 images, 200 classes):
+
+# %%
+tiny_rate, tiny_where = training_rate(tiny, (3, 64, 64), 200, batch_size=8, steps=2)
+tiny_images = tiny.epochs * len(train_idx)
+hours = tiny_images / tiny_rate / 3600
+display(Markdown(
+    f"Here ({tiny_where}): {tiny_rate:,.1f} images per second, so {tiny.epochs} "
+    f"epochs of {len(train_idx):,} images — {tiny_images:,} training images in all, "
+    f"before any test pass — take about {hours:,.1f} hours"
+    + (" of CPU time." if "CPU" in tiny_where else ".")))
+
+# %% [markdown]
+# So this page quotes no accuracy for assignment A. On a GPU machine with internet access,
+# one command downloads the archive (248 MB, md5-checked), caches it, trains the recipe and
+# writes the record this section reads:
 #
 # ```
 # evakit train s10/tiny-imagenet-resnet18 --record
@@ -1020,7 +1074,15 @@ assert mixer.layers[0][0][0].groups == 256 and mixer.layers[0][1].kernel_size ==
 # - J. Redmon, S. Divvala, R. Girshick, A. Farhadi, *You Only Look Once: Unified, Real-Time
 #   Object Detection*, CVPR 2016.
 # - J. Redmon, A. Farhadi, *YOLO9000: Better, Faster, Stronger* (YOLOv2), CVPR 2017.
+# - J. R. R. Uijlings, K. E. A. van de Sande, T. Gevers, A. W. M. Smeulders, *Selective
+#   Search for Object Recognition*, IJCV 2013.
+# - R. Girshick, J. Donahue, T. Darrell, J. Malik, *Rich Feature Hierarchies for Accurate
+#   Object Detection and Semantic Segmentation* (R-CNN), CVPR 2014.
 # - R. Girshick, *Fast R-CNN*, ICCV 2015.
+# - S. Ren, K. He, R. Girshick, J. Sun, *Faster R-CNN: Towards Real-Time Object Detection
+#   with Region Proposal Networks*, NeurIPS 2015.
+# - K. He, X. Zhang, S. Ren, J. Sun, *Identity Mappings in Deep Residual Networks*
+#   (ResNet v2, pre-activation), ECCV 2016.
 # - R. R. Selvaraju et al., *Grad-CAM: Visual Explanations from Deep Networks via
 #   Gradient-based Localization*, ICCV 2017.
 # - J. Devlin et al., *BERT*, NAACL 2019 (the CLS token).
