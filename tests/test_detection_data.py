@@ -124,3 +124,11 @@ def test_a_read_only_root_is_never_written(tmp_path, mirror):
 def test_an_unknown_file_is_one_sentence(tmp_path):
     with pytest.raises(ArgumentError, match="unknown detection file 'taco/x.json'"):
         detection_data.fetch("taco/x.json", tmp_path)
+
+
+@needs_shared
+def test_the_mirror_can_be_named_by_the_environment(tmp_path, mirror, monkeypatch):
+    monkeypatch.setenv("EVAKIT_DETECTION_URL", mirror.as_uri())
+    root = tmp_path / "root"
+    path = detection_data.coco128_image("000000000025.jpg", root)
+    assert path.read_bytes() == (SHARED / "coco128/images/train2017/000000000025.jpg").read_bytes()
