@@ -390,10 +390,9 @@ _add(Recipe("s09/ultimus", "9", "Session 9 assignment: C → C → C → GAP →
             scheduler="onecycle", pct_start=5 / 24, crop_padding=4, flip=True, precision=None,
             fast=Fast(epochs=2, limit=1000)))
 
-# Session 10: the ViT assignment on CIFAR-10, sized for this 2-core CPU (a bf16 training step
-# measured at ~370 images per CPU second on one thread; × 1.8 for two threads, 25 epochs take
-# about 31 minutes), and
-# assignment A, ResNet18 on Tiny ImageNet, for a GPU with the data (none of it is here).
+# Session 10: the ViT assignment on CIFAR-10, sized to train in about an hour on one thread of
+# this 2-core CPU in bf16 (its record says how long it took), and assignment A, ResNet18 on
+# Tiny ImageNet, for a GPU with the data (none of it is here).
 _add(Recipe("s10/vit", "10", "Session 10 assignment: a ViT (4×4 patches → 64 tokens + CLS, "
             "width 96, 6 blocks of 4 heads, MLP ×3) on CIFAR-10; AdamW, one-cycle, label "
             "smoothing 0.1, crop + flip.", "s10/vit", dataset="cifar10", epochs=25,
@@ -411,7 +410,7 @@ _add(Recipe("s10/tiny-imagenet-resnet18", "10", "Session 10 assignment A: ResNet
 # Session 11. First, session 10's ViT trained again, one ingredient switched on at a time on
 # 5-epoch runs (12–13 minutes each on one thread of this CPU in bf16): no warm-up means the
 # one-cycle starts at its peak (lr_start = lr) and only anneals; every step keeps the one
-# before. The last step is session 10's recipe; s11/vit trains it for the ~40-minute budget.
+# before. The last step is session 10's recipe; s11/vit trains it for 28 epochs.
 _VIT = {"model": "s10/vit", "dataset": "cifar10", "batch_size": 128, "optimizer": "adamw",
         "lr": 1e-3, "scheduler": "onecycle", "pct_start": 0.2, "precision": None,
         "fast": Fast(epochs=1, limit=500, model_kwargs={"dim": 32, "heads": 2})}
