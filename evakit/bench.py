@@ -395,8 +395,9 @@ class GPTSetting:
 # lr_decay_iters 2 000): batch 12, lr 1e-3 → 1e-4, 100 warm-up iterations, fp32.
 NANOGPT_BABY = GPTSetting("nanoGPT baby config: fp32, batch 12, lr 1e-3, 2 000 it", 12, 2000,
                           1e-3, 1e-4, 100, eval_every=100)
-# What session 11 found faster on this CPU (see its page): bf16 autocast, four times the batch
-# with a larger peak rate, and the schedule squeezed to the tokens it needs.
+# Session 11's candidate for its speed exercise, every lever its page names pulled at once: bf16
+# autocast, four times the batch with a larger peak rate, and a shorter schedule. No recorded
+# run backs it yet: `evakit bench gpt` measures whether it beats the baseline on a machine.
 EVAKIT_GPT = GPTSetting("evakit: bf16, batch 48, lr 4e-3, 450 it", 48, 450, 4e-3, 4e-4, 30,
                         precision="bf16", eval_every=25)
 
