@@ -320,14 +320,15 @@ def _s11(model, record) -> list[Verdict]:
     ]
     if record is not None:
         test = record.data.get("test")
+        by_char = test is not None and test.dataset == "shakespeare-char"
         loss = record.history.test_loss[-1] if len(record.history) else float("inf")
+        unit = "" if by_char else f" per token of {test.dataset if test else 'no test set'}"
         verdicts += [
             Verdict("held out: the last 10 % of Tiny Shakespeare, by characters",
-                    record.test_set() if test is not None else "no test set",
-                    test is not None and test.dataset == "shakespeare-char"),
+                    record.test_set() if test is not None else "no test set", by_char),
             Verdict(f"held-out loss < {GPT_TARGET_LOSS} nats per character (nanoGPT's baby "
-                    "model)", f"{loss:.3f} after epoch {record.epochs_run}",
-                    loss < GPT_TARGET_LOSS),
+                    "model)", f"{loss:.3f}{unit} after epoch {record.epochs_run}",
+                    by_char and loss < GPT_TARGET_LOSS),
         ]
     return verdicts
 

@@ -37,6 +37,9 @@ def test_s11_a_bpe_model_is_not_graded_per_character():
                       "parameters ≤ 809,856 (nanoGPT's baby model: 4 layers, 4 heads, width "
                       "128)",
                       "held out: the last 10 % of Tiny Shakespeare, by characters", LOSS}
+    low = check.grade("s11", _with_last_loss(records.load("s11/gpt-bpe"), 1.0))
+    verdict = next(v for v in low.verdicts if v.constraint == LOSS)
+    assert not verdict.passed and "per token of shakespeare-bpe" in verdict.measured
 
 
 def test_s11_structure_needs_a_causal_decoder_of_the_baby_size():
