@@ -1211,26 +1211,43 @@ if done:
         text += (f" (the ResNet trained on {resnet.device_name})."
                  if resnet.device_name not in machines else ".")
     say(text)
+def sort_by_spread(metric: str) -> tuple[float, dict[str, list[str]]]:
+    """The seeds' spread of ``metric``, and each ablation's change from their mean,
+    sorted into costly / unclear / better by twice that spread (one seed each)."""
+    seeds = [r.metrics[metric] for r in done.values()]
+    sd, mean = statistics.stdev(seeds), statistics.mean(seeds)
+    groups = {"costly": [], "unclear": [], "better": []}
+    for name, r in accuracy_ablations.items():
+        d = r.metrics[metric] - mean
+        kind = "costly" if d < -2 * sd else "better" if d > 2 * sd else "unclear"
+        groups[kind].append(f"`{name}` ({d:+.2f})")
+    return sd, groups
+
+
 accuracy_ablations = {name: r for name, r in ablated.items()
                       if r is not None and name != "s08/speedrun-eager"}
 if len(full_acc) >= 3 and accuracy_ablations:
-    sd = statistics.stdev(full_acc)
-    change = {name: r.metrics["test_acc"] - statistics.mean(full_acc)
-              for name, r in accuracy_ablations.items()}
-    costly = [f"`{n}` ({d:+.2f})" for n, d in change.items() if d < -2 * sd]
-    unclear = [f"`{n}` ({d:+.2f})" for n, d in change.items() if abs(d) <= 2 * sd]
-    better = [f"`{n}` ({d:+.2f})" for n, d in change.items() if d > 2 * sd]
+    sd, groups = sort_by_spread("test_acc")
     parts = [f"**Reading the ablations.** The full recipe's seeds spread by {sd:.2f} "
              "points (one standard deviation), and each ablation is one seed."]
-    if costly:
+    if groups["costly"]:
         parts.append("Taking out an idea costs more than twice that spread for "
-                     + ", ".join(costly) + ".")
-    if unclear:
+                     + ", ".join(groups["costly"]) + ".")
+    if groups["unclear"]:
         parts.append("Within twice the spread — not told apart from the full recipe by "
-                     "one seed — are " + ", ".join(unclear) + ".")
-    if better:
+                     "one seed — are " + ", ".join(groups["unclear"]) + ".")
+    if groups["better"]:
         parts.append("Scoring higher than the full recipe by more than twice the "
-                     "spread: " + ", ".join(better) + ".")
+                     "spread: " + ", ".join(groups["better"]) + ".")
+    sd_one, one_view = sort_by_spread("test_acc_no_tta")
+    parts.append(f"Read on one view, without test-time augmentation (seeds' spread "
+                 f"{sd_one:.2f}), "
+                 + ("beyond twice the spread below the full recipe: "
+                    + ", ".join(one_view["costly"]) if one_view["costly"]
+                    else "no ablation falls more than twice the spread below it")
+                 + (f"; above it: {', '.join(one_view['better'])}"
+                    if one_view["better"] else "")
+                 + " — what TTA adds can hide what an idea does to the network itself.")
     say(" ".join(parts))
 
 # %% [markdown]
