@@ -1211,13 +1211,16 @@ if done:
         text += (f" (the ResNet trained on {resnet.device_name})."
                  if resnet.device_name not in machines else ".")
     say(text)
-def sort_by_spread(metric: str) -> tuple[float, dict[str, list[str]]]:
+
+
+def sort_by_spread(metric: str, seed_runs: list,
+                   ablation_runs: dict) -> tuple[float, dict[str, list[str]]]:
     """The seeds' spread of ``metric``, and each ablation's change from their mean,
     sorted into costly / unclear / better by twice that spread (one seed each)."""
-    seeds = [r.metrics[metric] for r in done.values()]
+    seeds = [r.metrics[metric] for r in seed_runs]
     sd, mean = statistics.stdev(seeds), statistics.mean(seeds)
     groups = {"costly": [], "unclear": [], "better": []}
-    for name, r in accuracy_ablations.items():
+    for name, r in ablation_runs.items():
         d = r.metrics[metric] - mean
         kind = "costly" if d < -2 * sd else "better" if d > 2 * sd else "unclear"
         groups[kind].append(f"`{name}` ({d:+.2f})")
@@ -1227,7 +1230,7 @@ def sort_by_spread(metric: str) -> tuple[float, dict[str, list[str]]]:
 accuracy_ablations = {name: r for name, r in ablated.items()
                       if r is not None and name != "s08/speedrun-eager"}
 if len(full_acc) >= 3 and accuracy_ablations:
-    sd, groups = sort_by_spread("test_acc")
+    sd, groups = sort_by_spread("test_acc", list(done.values()), accuracy_ablations)
     parts = [f"**Reading the ablations.** The full recipe's seeds spread by {sd:.2f} "
              "points (one standard deviation), and each ablation is one seed."]
     if groups["costly"]:
@@ -1239,7 +1242,8 @@ if len(full_acc) >= 3 and accuracy_ablations:
     if groups["better"]:
         parts.append("Scoring higher than the full recipe by more than twice the "
                      "spread: " + ", ".join(groups["better"]) + ".")
-    sd_one, one_view = sort_by_spread("test_acc_no_tta")
+    sd_one, one_view = sort_by_spread("test_acc_no_tta", list(done.values()),
+                                      accuracy_ablations)
     parts.append(f"Read on one view, without test-time augmentation (seeds' spread "
                  f"{sd_one:.2f}), "
                  + ("beyond twice the spread below the full recipe: "
