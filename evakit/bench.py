@@ -393,7 +393,7 @@ class GPTSetting:
 
 # nanoGPT's shakespeare_char config as its README runs it on a CPU (dropout 0, 2 000 iterations,
 # lr_decay_iters 2 000): batch 12, lr 1e-3 → 1e-4, 100 warm-up iterations, fp32.
-NANOGPT_BABY = GPTSetting("nanoGPT baby config: fp32, batch 12, lr 1e-3, 2 000 it", 12, 2000,
+NANOGPT_BABY = GPTSetting("nanoGPT CPU config: fp32, batch 12, lr 1e-3, 2 000 it", 12, 2000,
                           1e-3, 1e-4, 100, eval_every=100)
 # Session 11's candidate for its speed exercise, every lever its page names pulled at once: bf16
 # autocast, four times the batch with a larger peak rate, and a shorter schedule. No recorded

@@ -433,10 +433,11 @@ _add(Recipe("s11/vit", "11", "Session 11: session 10's ViT with everything the a
             "switched on (crop + flip, warm-up, weight decay 0.05, label smoothing 0.1), "
             "28 epochs.", **{**_VIT, "epochs": 28, **_VIT_STEPS[-1][2]}))
 
-# Language models on Tiny Shakespeare (the last 10 % held out): nanoGPT's "baby" character
-# model (4 layers, 4 heads, width 128, context 64) trained longer than its 2 000 batches of 12,
-# so that its held-out loss ends below the 1.88 nanoGPT reports for it. An epoch is `steps`
-# random batches; 10 epochs of 250 batches of 64 windows is 10.2 M tokens.
+# Language models on Tiny Shakespeare (the last 10 % held out): the small CPU configuration
+# of nanoGPT's character model (4 layers, 4 heads, width 128, context 64) trained longer than
+# its 2 000 batches of 12, so that its held-out loss ends below the 1.88 nanoGPT reports for
+# it. An epoch is `steps` random batches; 10 epochs of 250 batches of 64 windows is 10.2 M
+# tokens.
 _LM = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64}
 _LM_TRAIN = {"batch_size": 64, "steps": 250, "epochs": 10, "optimizer": "adamw", "lr": 2e-3,
              "weight_decay": 0.1, "scheduler": "onecycle", "pct_start": 0.05,

@@ -1013,12 +1013,15 @@ else:
     lt_truth = practice.recorded_data(lt_base, "test").labels
     n_rare = int(sum((lt_truth == c).sum() for c in rarest))
     rare_noise = 2 * math.sqrt(2) * 100 * metrics.binomial_std_error(0.5, n_rare)
-    acc_noise = 2 * math.sqrt(2) * 100 * metrics.binomial_std_error(0.6, len(lt_truth))
+    base_acc = lt_base.final_test_acc / 100
+    acc_noise = 2 * math.sqrt(2) * 100 * metrics.binomial_std_error(base_acc,
+                                                                len(lt_truth))
     names = ", ".join(f"{CLASSES[c]} ({LT_COUNTS[c]} training images)" for c in rarest)
     say(f"""The three rarest classes are {names}; {n_rare} of the {len(lt_truth):,} test
 images show them. Two standard errors of the difference between two runs' recall on
 {n_rare} images near 50 % (the widest) are {rare_noise:.1f} points, so a 10-point gain
-is more than the noise of one seed; for an accuracy near 60 % on {len(lt_truth):,}
+is more than the noise of one seed; for an accuracy near {100 * base_acc:.0f} % (the
+baseline's) on {len(lt_truth):,}
 images they are {acc_noise:.1f} points, so 5 points of balanced accuracy is about what
 noise alone can cost.""")
 
@@ -1057,6 +1060,9 @@ if lt_base is not None:
 if lt_solution is not None and lt_base is not None:
     assert grade("s12", lt_solution).passed
     assert rare_noise < 10 and acc_noise > 4
+lt = evakit.check
+typed = (lt.LT_RARE_GAIN, lt.LT_BALANCED_LOSS, lt.LT_EPOCHS, lt.LT_RATIO)
+assert typed == (10, 5, 30, 100), "the assignment's typed constraints"
 
 # %% [markdown]
 # ## Exercises
