@@ -112,7 +112,7 @@ def fetch(name: str, root: str | Path | None = None, *, base: str | None = None)
     url = source.url(base)
     try:
         content = download(url, source.sha256)
-    except OSError as err:
+    except (OSError, ValueError) as err:     # ValueError: a base that is no URL at all
         raise DataUnavailable(
             f"{name} is not in {root / FOLDER} and could not be downloaded from {url} ({err}): "
             f"connect to the internet once, or set EVAKIT_DATA to a folder holding "

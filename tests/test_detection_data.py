@@ -97,6 +97,13 @@ def test_offline_and_absent_names_the_file_the_folder_and_the_fix(tmp_path):
     assert _files(root) == []
 
 
+def test_a_mirror_that_is_no_url_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVAKIT_DETECTION_URL", "mirror-without-a-scheme")
+    with pytest.raises(DataUnavailable, match="could not be downloaded from "
+                                              "mirror-without-a-scheme/pedropro/TACO/"):
+        detection_data.taco_annotations(tmp_path / "root")
+
+
 def test_a_damaged_file_under_the_root_is_refused_not_replaced(tmp_path):
     root = tmp_path / "root"
     path = root / "detection" / "taco" / "annotations.json"
