@@ -62,3 +62,83 @@ def test_grading_leaves_the_model_in_training_mode():
     model = vit.ViT(dim=16, heads=2, depth=1).train()
     check.grade("s10", model=model)
     assert model.training and isinstance(model.head, nn.Linear)
+
+
+
+class LearnerAttention(nn.Module):
+    """Attention as a learner might write it: separate query, key and value maps, no biases."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.h = heads
+        self.q, self.k, self.v = (nn.Linear(dim, dim, bias=False) for _ in range(3))
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = (f(x).view(B, T, self.h, D // self.h).transpose(1, 2)
+                   for f in (self.q, self.k, self.v))
+        y = torch.softmax(q @ k.transpose(-2, -1) / (D // self.h) ** 0.5, -1) @ v
+        return self.out(y.transpose(1, 2).reshape(B, T, D))
+
+
+class TorchAttention(nn.MultiheadAttention):
+    """Self-attention from PyTorch's own layer."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+class LearnerBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, torch_attention: bool) -> None:
+        super().__init__()
+        self.ln_a = nn.LayerNorm(dim, eps=1e-6)
+        self.mix = (TorchAttention(dim, heads, batch_first=True) if torch_attention
+                    else LearnerAttention(dim, heads))
+        self.ln_b = nn.LayerNorm(dim, eps=1e-6)
+        self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.mix(self.ln_a(x))
+        return x + self.ff(self.ln_b(x))
+
+
+class LearnerViT(nn.Module):
+    """A ViT written without any of evakit's names: 8×8 patches, 16 tokens and a CLS token."""
+
+    def __init__(self, dim: int = 32, heads: int = 2, depth: int = 2,
+                 torch_attention: bool = False) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, dim, 8, stride=8)
+        self.start = nn.Parameter(torch.randn(1, 1, dim))
+        self.where = nn.Parameter(torch.randn(1, 17, dim))
+        self.layers = nn.Sequential(*(LearnerBlock(dim, heads, torch_attention)
+                                      for _ in range(depth)))
+        self.final = nn.LayerNorm(dim, eps=1e-6)
+        self.classify = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.start.expand(len(x), -1, -1), x], dim=1) + self.where
+        return self.classify(self.final(self.layers(x))[:, 0])
+
+
+def test_a_learners_vit_with_its_own_names_is_recognised_by_its_structure():
+    torch.manual_seed(0)
+    report = check.grade("s10", model=LearnerViT(heads=4))
+    # q, k and v without biases: 3·32 parameters fewer per block than PyTorch's layer
+    assert _failed(report) == {"same parameter count as the nn.TransformerEncoderLayer "
+                               "formulation"}, str(report)
+    assert "with 4 heads" in str(report) and "encoder blocks" in str(report)
+    torch.manual_seed(0)
+    report = check.grade("s10", model=LearnerViT(heads=2, torch_attention=True))
+    assert report.passed, str(report)
+    assert "with 2 heads" in str(report)
+
+
+def test_a_learners_vit_without_its_cls_token_names_what_is_missing():
+    model = LearnerViT()
+    del model.start
+    model.start = torch.zeros(1, 1, 32)                  # a constant, not a parameter
+    report = check.grade("s10", model=model)
+    assert "the CLS token" in str(report) and not report.passed

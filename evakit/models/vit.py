@@ -297,6 +297,126 @@ def reference_from(vit: ViT) -> ReferenceViT:
     return reference.train(vit.training)
 
 
+def reference_like(model: nn.Module, heads: int) -> ReferenceViT:
+    """A :class:`ReferenceViT` holding copies of the weights of any pre-norm ViT, found by
+    structure rather than by name — for a ViT written elsewhere (a learner's).
+
+    The patch embedding is the one ``Conv2d`` whose stride is its kernel; the CLS token and
+    the position embeddings are the parameters shaped 1×1×D and 1×(N + 1)×D; each encoder
+    block is a module with two ``LayerNorm`` children (see :func:`encoder_blocks`), whose
+    linear maps in the order they were created are the attention's — one 3D-wide map of the
+    queries, keys and values (in that order), or three D-wide ones, or an
+    ``nn.MultiheadAttention`` — then its output projection, then the MLP's two. The one
+    LayerNorm outside the blocks is the final one, the one ``Linear`` outside them the head. A
+    missing bias is copied as zeros; the LayerNorms keep their epsilon. The number of heads is
+    not in the weights, so it is given.
+
+    Raises:
+        ArgumentError: naming the part that was not found.
+    """
+    patch = _only([c for c in model.modules() if isinstance(c, nn.Conv2d)
+                   and c.kernel_size == c.stride and c.padding == (0, 0)],
+                  "Conv2d whose stride is its kernel (the patch embedding)")
+    D = patch.out_channels
+    cls = _only([p for p in model.parameters() if tuple(p.shape) == (1, 1, D)],
+                f"1×1×{D} parameter (the CLS token)")
+    pos = _only([p for p in model.parameters() if p.ndim == 3 and p.shape[0] == 1
+                 and p.shape[1] > 1 and p.shape[2] == D], f"1×(N + 1)×{D} parameter "
+                "(the position embeddings)")
+    blocks = encoder_blocks(model)
+    if not blocks:
+        raise ArgumentError("found no encoder block (a module with two LayerNorm children)")
+    inside = {m for b in blocks for m in b.modules()}
+    outside = [m for m in model.modules() if m not in inside]
+    final_norm = _only([m for m in outside if isinstance(m, nn.LayerNorm)],
+                       "LayerNorm outside the encoder blocks (the final norm)")
+    head = _only([m for m in outside if isinstance(m, nn.Linear)],
+                 "Linear outside the encoder blocks (the head)")
+    parts = [_block_parts(b, D) for b in blocks]
+    hidden = parts[0]["linear1.weight"].shape[0]
+    if hidden % D:
+        raise ArgumentError(f"the MLP's width {hidden} is not a multiple of the width {D}")
+    grid = math.isqrt(pos.shape[1] - 1)
+    config = ViTConfig(image_size=grid * patch.kernel_size[0], patch_size=patch.kernel_size[0],
+                       channels=patch.in_channels, classes=head.out_features, dim=D,
+                       depth=len(blocks), heads=heads, mlp_ratio=hidden // D)
+    state = {"patch.weight": patch.weight, "patch.bias": _bias(patch, D), "cls": cls,
+             "pos": pos, **_affine(final_norm, "encoder.norm", D), "head.weight": head.weight,
+             "head.bias": _bias(head, head.out_features)}
+    for i, block_state in enumerate(parts):
+        state |= {f"encoder.layers.{i}.{k}": v for k, v in block_state.items()}
+    reference = ReferenceViT(config)
+    reference.load_state_dict({k: v.detach().clone() for k, v in state.items()}, strict=True)
+    reference.encoder.norm.eps = final_norm.eps
+    for layer, block in zip(reference.encoder.layers, blocks, strict=True):
+        layer.norm1.eps, layer.norm2.eps = (n.eps for n in _norms(block))
+    return reference.train(model.training)
+
+
+def encoder_blocks(model: nn.Module) -> list[nn.Module]:
+    """The modules of ``model`` that have two ``LayerNorm`` children and an attention — an
+    ``nn.MultiheadAttention`` or at least four linear maps (queries, keys and values, the
+    output projection, the MLP's two) — in the order they were created."""
+    return [m for m in model.modules() if len(_norms(m)) == 2
+            and (any(isinstance(c, nn.MultiheadAttention | Attention) for c in m.modules())
+                 or sum(isinstance(c, nn.Linear) for c in m.modules()) >= 4)]
+
+
+def _norms(module: nn.Module) -> list[nn.LayerNorm]:
+    return [c for c in module.children() if isinstance(c, nn.LayerNorm)]
+
+
+def _only(found: list, what: str):
+    if len(found) != 1:
+        raise ArgumentError(f"expected one {what}, found {len(found)}")
+    return found[0]
+
+
+def _bias(layer: nn.Module, size: int) -> torch.Tensor:
+    return layer.bias if layer.bias is not None else torch.zeros(size)
+
+
+def _affine(norm: nn.LayerNorm, name: str, D: int) -> dict[str, torch.Tensor]:
+    """A LayerNorm's scale and shift (1 and 0 where it has none) under ``name``."""
+    weight = norm.weight if norm.weight is not None else torch.ones(D)
+    return {f"{name}.weight": weight, f"{name}.bias": _bias(norm, D)}
+
+
+def _block_parts(block: nn.Module, D: int) -> dict[str, torch.Tensor]:
+    """One block's tensors under ``nn.TransformerEncoderLayer``'s names."""
+    norm1, norm2 = _norms(block)
+    mha = [m for m in block.modules() if isinstance(m, nn.MultiheadAttention)]
+    if mha:
+        attention = _only(mha, "nn.MultiheadAttention per block")
+        if attention.in_proj_weight is None:
+            raise ArgumentError("an nn.MultiheadAttention with separate key and value widths "
+                                "is not a ViT's self-attention")
+        qkv_w, qkv_b = attention.in_proj_weight, attention.in_proj_bias
+        within = set(attention.modules())
+        rest = [attention.out_proj] + [m for m in block.modules()
+                                       if isinstance(m, nn.Linear) and m not in within]
+    else:
+        linears = [m for m in block.modules() if isinstance(m, nn.Linear)]
+        n = 1 if linears and linears[0].out_features == 3 * D else 3
+        qkv, rest = linears[:n], linears[n:]
+        if sum(m.out_features for m in qkv) != 3 * D or any(m.in_features != D for m in qkv):
+            raise ArgumentError(f"a block's first linear maps are not its queries, keys and "
+                                f"values ({D}→{3 * D} in all)")
+        qkv_w = torch.cat([m.weight for m in qkv])
+        qkv_b = torch.cat([_bias(m, m.out_features) for m in qkv])
+    if len(rest) != 3:
+        raise ArgumentError(f"expected an output projection and the MLP's two linear maps "
+                            f"after the attention in each block, found {len(rest)} maps")
+    proj, fc1, fc2 = rest
+    return {**_affine(norm1, "norm1", D), "self_attn.in_proj_weight": qkv_w,
+            "self_attn.in_proj_bias": qkv_b if qkv_b is not None else torch.zeros(3 * D),
+            "self_attn.out_proj.weight": proj.weight,
+            "self_attn.out_proj.bias": _bias(proj, D),
+            **_affine(norm2, "norm2", D),
+            "linear1.weight": fc1.weight, "linear1.bias": _bias(fc1, fc1.out_features),
+            "linear2.weight": fc2.weight, "linear2.bias": _bias(fc2, D)}
+
+
 def attention_numpy(x: np.ndarray, in_proj_weight: np.ndarray, in_proj_bias: np.ndarray,
                     out_proj_weight: np.ndarray, out_proj_bias: np.ndarray,
                     heads: int) -> tuple[np.ndarray, np.ndarray]:
