@@ -21,10 +21,11 @@ evakit's way in one process: tokens per second, and the training time to a held-
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -109,8 +110,10 @@ def _cifar_images(n: int) -> tuple[data.ImageSet, str]:
 
 
 def _train_steps(name: str, batches, model: torch.nn.Module, limit: int,
-                 device: torch.device, precision: train.Precision) -> Rate:
-    """Images per second of :func:`evakit.train.train_step` on ``batches`` (after a warm-up)."""
+                 device: torch.device, precision: train.Precision,
+                 clock=time.perf_counter) -> Rate:
+    """Images per second of :func:`evakit.train.train_step` on ``batches`` (after a warm-up),
+    in seconds of ``clock``."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     precision.prepare(model.to(device).train())
     seen, start = 0, None
@@ -118,13 +121,59 @@ def _train_steps(name: str, batches, model: torch.nn.Module, limit: int,
         train.train_step(model, x, y, optimizer, precision=precision)
         if start is None:           # the first step pays for allocation and kernel choice
             _sync(device)
-            start = time.perf_counter()
+            start = clock()
             continue
         seen += len(y)
         if seen >= limit:
             break
     _sync(device)
-    return Rate(name, seen, time.perf_counter() - start)
+    return Rate(name, seen, clock() - start)
+
+
+def step_rate(recipe: recipes.Recipe | str, image_shape: tuple[int, ...], classes: int,
+              batch_size: int | None = None, steps: int = 3,
+              device: str | None = None) -> tuple[Rate, str]:
+    """Images per second of one training step of a recipe's full-size model, on random input.
+
+    On a CPU the step runs on one thread and is timed in CPU seconds, so programs running
+    beside it do not change the figure (it is a rate per core); elsewhere in wall seconds.
+    Used to size a run before starting it: images per epoch over this rate is its time.
+
+    Args:
+        recipe: a recipe or its name; its model, precision and (default) batch size are used.
+        image_shape: one input's shape, e.g. ``(3, 32, 32)``.
+        classes: number of classes the random labels are drawn from.
+        batch_size: images per step (default: the recipe's).
+        steps: timed steps, after one untimed warm-up step.
+        device: training device (default: the fastest here).
+
+    Returns:
+        The rate and where it was measured, e.g. ``"one CPU thread, bf16"``.
+    """
+    recipe = recipes.get(recipe) if isinstance(recipe, str) else recipe
+    device = runner.parse_device(device)
+    precision = train.Precision(runner.pick_precision(recipe, device, None))
+    batch_size = batch_size or recipe.batch_size
+    batch = (torch.randn(batch_size, *image_shape, device=device),
+             torch.randint(0, classes, (batch_size,), device=device))
+    on_cpu = device.type == "cpu"
+    with _threads(1 if on_cpu else None):
+        rate = _train_steps(recipe.name, itertools.repeat(batch), recipe.build_model(),
+                            steps * batch_size, device, precision,
+                            clock=time.process_time if on_cpu else time.perf_counter)
+    where = "one CPU thread" if on_cpu else str(device)
+    return rate, f"{where}, {precision.name}"
+
+
+@contextlib.contextmanager
+def _threads(count: int | None):
+    """torch's CPU thread count set to ``count`` inside the block (None: unchanged)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _sync(device: torch.device) -> None:
@@ -228,8 +277,6 @@ def parity(recipe: str = "s06/cifar-net", steps: int = 300, images: int = 20_000
 
     Uses the recipe's real data (the first ``images`` training images) and its test set.
     """
-    from dataclasses import replace
-
     base = recipes.get(recipe)
     train_set = data.load(base.dataset, "train", fast=False).subset(images)
     test_set = data.load(base.dataset, "test", fast=False)
@@ -514,6 +561,14 @@ def train_gpt(setting: GPTSetting, train_tokens: torch.Tensor, eval_batches: lis
                      target)
 
 
+def _runnable(setting: GPTSetting, device: torch.device) -> GPTSetting:
+    """The setting, in fp32 (and named so) if it asks for bf16 where ``device`` has none."""
+    if setting.precision != "bf16" or train.bf16_supported(device):
+        return setting
+    return replace(setting, precision="fp32",
+                   name=setting.name.replace("bf16", "fp32 (no bf16 here)"))
+
+
 def gpt(settings: tuple[GPTSetting, ...] = (NANOGPT_BABY, EVAKIT_GPT),
         target: float = GPT_TARGET, eval_windows: int = 1280,
         device: str | None = None) -> list[GPTResult]:
@@ -522,16 +577,17 @@ def gpt(settings: tuple[GPTSetting, ...] = (NANOGPT_BABY, EVAKIT_GPT),
     The held-out loss is measured on ``eval_windows`` fixed windows of 64 characters from the
     last 10 % of Tiny Shakespeare (nanoGPT's split), in fp32, for every setting alike.
 
+    A setting in bf16 runs in fp32 on a device without native bf16 (a CPU without AVX-512
+    BF16, an older GPU) — emulated bf16 would time the emulation — and its result's name says
+    so.
+
     Returns:
         One :class:`GPTResult` per setting, in order (the first is the baseline).
     """
     from evakit import text
 
     device = runner.parse_device(device)
-    for s in settings:
-        if s.precision == "bf16" and not train.bf16_supported(device):
-            raise ArgumentError(f"setting {s.name!r} trains in bf16, which {device} does not "
-                                "compute natively")
+    settings = tuple(_runnable(s, device) for s in settings)
     train_set, test_set = text.shakespeare_tokens("shakespeare-char")
     loader = text.TokenLoader(test_set.tokens, 64, 64, -(-eval_windows // 64), seed=0,
                               device=device)

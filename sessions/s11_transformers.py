@@ -742,10 +742,6 @@ display(Table(["setting", *fields],
 
 # %%
 bench_settings = (bench.NANOGPT_BABY, bench.EVAKIT_GPT)
-if not train.bf16_supported(runner.parse_device(None)):     # the device bench.gpt picks
-    bench_settings = tuple(
-        replace(s, precision="fp32", name=s.name.replace("bf16", "fp32 (no bf16 here)"))
-        if s.precision == "bf16" else s for s in bench_settings)
 if S.fast:
     bench_settings = tuple(replace(s, iterations=20, warmup=5, eval_every=10)
                            for s in bench_settings)

@@ -152,3 +152,28 @@ def test_both_flip_plans_mirror_about_half_of_the_images(alternate):
         flipped = ((plain.flip(-1) - xi) ** 2).flatten(1).sum(1)
         mirrored += int(flipped.min() < as_is.min())
     assert 80 < mirrored < 176                   # about half of 256
+
+
+def test_step_rate_times_one_cpu_thread_in_cpu_seconds_and_restores_the_threads(monkeypatch):
+    from evakit import bench
+
+    ticks = iter(range(100))                  # a CPU clock that advances 1 s per reading
+    monkeypatch.setattr(bench.time, "process_time", lambda: float(next(ticks)))
+    threads_inside = []
+    real_step = bench.train.train_step
+
+    def step(*args, **kwargs):
+        threads_inside.append(torch.get_num_threads())
+        return real_step(*args, **kwargs)
+    monkeypatch.setattr(bench.train, "train_step", step)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rate, where = bench.step_rate("s06/cifar-net", (3, 32, 32), classes=10, batch_size=4,
+                                      steps=2, device="cpu")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert (rate.name, rate.images, rate.seconds) == ("s06/cifar-net", 8, 1.0)
+    assert where.startswith("one CPU thread, ") and set(threads_inside) == {1}
+    assert len(threads_inside) == 3                 # one warm-up step, then the two timed

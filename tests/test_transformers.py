@@ -258,3 +258,13 @@ def test_cli_bench_gpt_prints_both_settings_and_the_ratio(monkeypatch, capsys):
     assert "10,000 tokens/s" in out and "40,000 tokens/s" in out
     assert "after  20.0 s" in out and "after  10.0 s" in out
     assert "2.0× as long to reach 1.88" in out and "4.0× the baseline's" in out
+
+
+def test_bench_gpt_runs_a_bf16_setting_in_fp32_where_the_device_has_no_bf16(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(bench.train, "bf16_supported", lambda device: False)
+    fallback = bench._runnable(bench.EVAKIT_GPT, cpu)
+    assert fallback.precision == "fp32" and "fp32 (no bf16 here)" in fallback.name
+    assert bench._runnable(bench.NANOGPT_BABY, cpu) == bench.NANOGPT_BABY       # fp32 already
+    monkeypatch.setattr(bench.train, "bf16_supported", lambda device: True)
+    assert bench._runnable(bench.EVAKIT_GPT, cpu) == bench.EVAKIT_GPT
