@@ -4,6 +4,7 @@ a mirror laid out as raw.githubusercontent.com (owner/repo/commit/path) and chec
 import hashlib
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,15 +19,33 @@ needs_shared = pytest.mark.skipif(
     reason=f"the shared detection files are not under {SHARED}")
 
 
-@pytest.fixture
-def mirror(tmp_path) -> Path:
-    """A file:// mirror of the pinned repositories holding the shared copies."""
-    folder = tmp_path / "mirror"
-    for name, source in detection_data.FILES.items():
+def _serve(folder: Path, contents: dict[str, bytes]) -> Path:
+    """A file:// mirror of the pinned repositories, laid out as raw.githubusercontent.com."""
+    for name, content in contents.items():
+        source = detection_data.FILES[name]
         target = folder / source.repo / source.commit / source.path
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(SHARED / name, target)
+        target.write_bytes(content)
     return folder
+
+
+@pytest.fixture
+def mirror(tmp_path) -> Path:
+    """A mirror serving the shared copies (the real files)."""
+    return _serve(tmp_path / "mirror", {name: (SHARED / name).read_bytes()
+                                        for name in detection_data.FILES})
+
+
+@pytest.fixture
+def stand_ins(tmp_path, monkeypatch) -> tuple[Path, dict[str, bytes]]:
+    """A mirror serving a short stand-in for each file, with the manifest's hashes changed to
+    match, so the download mechanics are tested where the real files are not (the real files'
+    hashes are tested against the shared copy)."""
+    contents = {name: f"stand-in for {name}\n".encode() for name in detection_data.FILES}
+    monkeypatch.setattr(detection_data, "FILES", {
+        name: replace(source, sha256=hashlib.sha256(contents[name]).hexdigest())
+        for name, source in detection_data.FILES.items()})
+    return _serve(tmp_path / "stand-ins", contents), contents
 
 
 @pytest.fixture(autouse=True)
@@ -56,24 +75,32 @@ def test_the_shared_copy_is_used_where_it_is():
     assert path == SHARED / "taco" / "annotations.json"
 
 
-@needs_shared
-def test_every_file_downloads_is_checked_and_cached(tmp_path, mirror):
+def test_every_file_downloads_is_checked_and_cached(tmp_path, stand_ins):
+    mirror, contents = stand_ins
     root = tmp_path / "root"
     got = {name: detection_data.fetch(name, root, base=mirror.as_uri())
            for name in detection_data.FILES}
     for name, path in got.items():
         assert path == root / "detection" / name
-        assert path.read_bytes() == (SHARED / name).read_bytes()
+        assert path.read_bytes() == contents[name]
     assert _files(root) == sorted(got.values())           # no temporary file left over
     shutil.rmtree(mirror)                                 # cached: no second download
     assert detection_data.coco128_labels("000000000025.jpg", root) == \
         got["coco128/labels/train2017/000000000025.txt"]
-    coco = detect.read_coco(detection_data.coco128_annotations(root))
-    assert (len(coco), len(coco.image_sizes), len(coco.classes)) == (929, 128, 80)
 
 
 @needs_shared
-def test_a_download_with_the_wrong_hash_is_one_sentence_and_leaves_nothing(tmp_path, mirror):
+def test_the_real_files_download_and_read(tmp_path, mirror):
+    root = tmp_path / "root"
+    coco = detect.read_coco(detection_data.coco128_annotations(root, base=mirror.as_uri()))
+    assert (len(coco), len(coco.image_sizes), len(coco.classes)) == (929, 128, 80)
+    taco = detection_data.taco_annotations(root, base=mirror.as_uri())
+    assert taco.read_bytes() == (SHARED / "taco/annotations.json").read_bytes()
+
+
+def test_a_download_with_the_wrong_hash_is_one_sentence_and_leaves_nothing(tmp_path,
+                                                                           stand_ins):
+    mirror, _ = stand_ins
     source = detection_data.FILES["taco/annotations.json"]
     served = mirror / source.repo / source.commit / source.path
     served.write_bytes(served.read_bytes()[:-1])           # one byte short
@@ -114,8 +141,8 @@ def test_a_damaged_file_under_the_root_is_refused_not_replaced(tmp_path):
     assert path.read_text() == "{}"
 
 
-@needs_shared
-def test_a_read_only_root_is_never_written(tmp_path, mirror):
+def test_a_read_only_root_is_never_written(tmp_path, stand_ins):
+    mirror, _ = stand_ins
     root = tmp_path / "readonly"
     root.mkdir()
     root.chmod(0o555)
@@ -133,9 +160,9 @@ def test_an_unknown_file_is_one_sentence(tmp_path):
         detection_data.fetch("taco/x.json", tmp_path)
 
 
-@needs_shared
-def test_the_mirror_can_be_named_by_the_environment(tmp_path, mirror, monkeypatch):
+def test_the_mirror_can_be_named_by_the_environment(tmp_path, stand_ins, monkeypatch):
+    mirror, contents = stand_ins
     monkeypatch.setenv("EVAKIT_DETECTION_URL", mirror.as_uri())
-    root = tmp_path / "root"
-    path = detection_data.coco128_image("000000000025.jpg", root)
-    assert path.read_bytes() == (SHARED / "coco128/images/train2017/000000000025.jpg").read_bytes()
+    name = "coco128/images/train2017/000000000025.jpg"
+    path = detection_data.coco128_image("000000000025.jpg", tmp_path / "root")
+    assert path.read_bytes() == contents[name]
