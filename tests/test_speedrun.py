@@ -109,11 +109,15 @@ def test_test_time_augmentation_averages_the_mirrored_views():
 def test_bench_counts_the_speedrun_whole_and_the_custom_resnet_to_90_percent(monkeypatch):
     from evakit import bench, records
 
+    seconds = {"s08/speedrun": 1.0, "s08/speedrun-eager": 1.25, "s08/custom-resnet": 2.0}
+
     def fake_steps(name, batches, model, limit, device, precision):
-        return bench.Rate(name, 1000, 2.0 if name == "s08/custom-resnet" else 1.0)
+        return bench.Rate(name, 1000, seconds[name])
     monkeypatch.setattr(bench, "_train_steps", fake_steps)
     monkeypatch.setattr(bench, "matmul_peak", lambda dtype: 1e11)
-    fast, base = bench.speedrun(images=64, device="cpu")
+    fast, eager, base = bench.speedrun(images=64, device="cpu")
+    assert eager.recipe == "s08/speedrun-eager" and eager.epochs == fast.epochs
+    assert eager.flops_per_image == fast.flops_per_image       # the same arithmetic
     assert (fast.recipe, fast.epochs) == ("s08/speedrun", recipes.get("s08/speedrun").epochs)
     reached = records.load("s08/custom-resnet").history.time_to(90)
     assert base.epochs == reached[0]
@@ -177,3 +181,19 @@ def test_step_rate_times_one_cpu_thread_in_cpu_seconds_and_restores_the_threads(
     assert (rate.name, rate.images, rate.seconds) == ("s06/cifar-net", 8, 1.0)
     assert where.startswith("one CPU thread, ") and set(threads_inside) == {1}
     assert len(threads_inside) == 3                 # one warm-up step, then the two timed
+
+
+def test_cli_bench_speedrun_prints_compiled_against_eager(monkeypatch, capsys):
+    from evakit import bench, cli
+
+    def fake(images, device=None):
+        return tuple(bench.RunSpeed(name, bench.Rate(name, 1000, seconds), 10, 50_000, 1e9,
+                                    1e11)
+                     for name, seconds in (("s08/speedrun", 1.0), ("s08/speedrun-eager", 1.25),
+                                           ("s08/custom-resnet", 4.0)))
+    monkeypatch.setattr(bench, "speedrun", fake)
+    assert cli.main(["bench", "speedrun"]) == 0
+    out = capsys.readouterr().out
+    assert "s08/speedrun-eager" in out and "800 images/s" in out
+    assert "compiled steps run at 1.25× the eager steps' speed" in out
+    assert "takes 4.0× as long to reach 90 %" in out

@@ -68,10 +68,11 @@ class SpeedrunNet(nn.Module):
         tta: test-time augmentation in eval mode — 0 none, 1 mirror, 2 mirror and a one-pixel
             translation both ways.
         classes: outputs.
-        compiled: train through ``torch.compile`` (TorchInductor): about twice the images per
-            second on this course's CPU, after a minute or so of compiling. Evaluation stays
-            eager (its batches and modes differ); the module and its state dict are the plain
-            ones either way.
+        compiled: train through ``torch.compile`` (TorchInductor), after a minute or so of
+            compiling; whether that pays depends on the machine (``evakit bench speedrun``
+            times both, session 8.5 compares the recorded runs). Evaluation stays eager (its
+            batches and modes differ); the module and its state dict are the plain ones either
+            way.
     """
 
     def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), whiten: bool = True,
