@@ -397,9 +397,10 @@ print(f"{live.label}: test accuracy {live.history.test_acc[-1]:.2f} % after "
 # The assignment sets no accuracy target; the grade reports the recorded accuracy beside it.
 # The parts are found by their structure, not by evakit's names, so a ViT of your own passes
 # the same way: the one convolution whose stride is its kernel, the 1×1×D and 1×(N + 1)×D
-# parameters, blocks with two LayerNorms whose linear maps come in the order queries, keys and
-# values, output projection, MLP (`vit.reference_like` copies them into the reference), and
-# the number of heads — which the weights do not hold — by trying each one that divides D.
+# parameters, blocks with two LayerNorms whose linear maps a forward pass calls in the order
+# queries, keys and values, output projection, MLP (`vit.reference_like` copies them into the
+# reference), and the number of heads — which the weights do not hold — by trying each one
+# that divides D.
 
 # %%
 if vit_record is not None:

@@ -129,7 +129,9 @@ def test_a_learners_vit_with_its_own_names_is_recognised_by_its_structure():
     # q, k and v without biases: 3·32 parameters fewer per block than PyTorch's layer
     assert _failed(report) == {"same parameter count as the nn.TransformerEncoderLayer "
                                "formulation"}, str(report)
-    assert "with 4 heads" in str(report) and "encoder blocks" in str(report)
+    assert "with 4 heads" in str(report)
+    blocks = next(v for v in report.verdicts if v.constraint.startswith("encoder blocks"))
+    assert blocks.measured == "2"
     torch.manual_seed(0)
     report = check.grade("s10", model=LearnerViT(heads=2, torch_attention=True))
     assert report.passed, str(report)
@@ -142,3 +144,33 @@ def test_a_learners_vit_without_its_cls_token_names_what_is_missing():
     model.start = torch.zeros(1, 1, 32)                  # a constant, not a parameter
     report = check.grade("s10", model=model)
     assert "the CLS token" in str(report) and not report.passed
+
+
+class ReorderedAttention(LearnerAttention):
+    """The same attention with its maps assigned in another order than they are called."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        nn.Module.__init__(self)
+        self.h = heads
+        self.out = nn.Linear(dim, dim)
+        self.v, self.k, self.q = (nn.Linear(dim, dim, bias=False) for _ in range(3))
+
+
+class ReorderedBlock(LearnerBlock):
+    """The MLP assigned before the attention, the attention's maps in reverse."""
+
+    def __init__(self, dim: int, heads: int, torch_attention: bool) -> None:
+        nn.Module.__init__(self)
+        self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.ln_a = nn.LayerNorm(dim, eps=1e-6)
+        self.mix = ReorderedAttention(dim, heads)
+        self.ln_b = nn.LayerNorm(dim, eps=1e-6)
+
+
+def test_the_parts_are_read_in_the_order_the_forward_pass_calls_them():
+    torch.manual_seed(0)
+    model = LearnerViT(heads=4)
+    model.layers = nn.Sequential(*(ReorderedBlock(32, 4, False) for _ in range(2)))
+    report = check.grade("s10", model=model)
+    outputs = next(v for v in report.verdicts if v.constraint.startswith("same outputs"))
+    assert outputs.passed and "with 4 heads" in outputs.measured, str(report)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from evakit.errors import ArgumentError
 from evakit.models.registry import register
 
 CIFAR = (3, 32, 32)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -304,8 +306,8 @@ def reference_like(model: nn.Module, heads: int) -> ReferenceViT:
     The patch embedding is the one ``Conv2d`` whose stride is its kernel; the CLS token and
     the position embeddings are the parameters shaped 1×1×D and 1×(N + 1)×D; each encoder
     block is a module with two ``LayerNorm`` children (see :func:`encoder_blocks`), whose
-    linear maps in the order they were created are the attention's — one 3D-wide map of the
-    queries, keys and values (in that order), or three D-wide ones, or an
+    linear maps, in the order a forward pass calls them, are the attention's — one 3D-wide
+    map of the queries, keys and values (in that order), or three D-wide ones, or an
     ``nn.MultiheadAttention`` — then its output projection, then the MLP's two. The one
     LayerNorm outside the blocks is the final one, the one ``Linear`` outside them the head. A
     missing bias is copied as zeros; the LayerNorms keep their epsilon. The number of heads is
@@ -332,7 +334,8 @@ def reference_like(model: nn.Module, heads: int) -> ReferenceViT:
                        "LayerNorm outside the encoder blocks (the final norm)")
     head = _only([m for m in outside if isinstance(m, nn.Linear)],
                  "Linear outside the encoder blocks (the head)")
-    parts = [_block_parts(b, D) for b in blocks]
+    order = _call_order(model, patch, pos.shape[1] - 1)
+    parts = [_block_parts(b, D, order) for b in blocks]
     hidden = parts[0]["linear1.weight"].shape[0]
     if hidden % D:
         raise ArgumentError(f"the MLP's width {hidden} is not a multiple of the width {D}")
@@ -354,19 +357,43 @@ def reference_like(model: nn.Module, heads: int) -> ReferenceViT:
 
 
 def encoder_blocks(model: nn.Module) -> list[nn.Module]:
-    """The modules of ``model`` that have two ``LayerNorm`` children and an attention — an
-    ``nn.MultiheadAttention`` or at least four linear maps (queries, keys and values, the
-    output projection, the MLP's two) — in the order they were created."""
-    return [m for m in model.modules() if len(_norms(m)) == 2
-            and (any(isinstance(c, nn.MultiheadAttention | Attention) for c in m.modules())
-                 or sum(isinstance(c, nn.Linear) for c in m.modules()) >= 4)]
+    """The innermost modules of ``model`` that have two ``LayerNorm`` children and an
+    attention — an ``nn.MultiheadAttention`` or at least four linear maps (queries, keys and
+    values, the output projection, the MLP's two) — in the order they were assigned."""
+    found = [m for m in model.modules() if len(_norms(m)) == 2
+             and (any(isinstance(c, nn.MultiheadAttention | Attention) for c in m.modules())
+                  or sum(isinstance(c, nn.Linear) for c in m.modules()) >= 4)]
+    # A whole model with a norm of its own before and after the blocks (CLIP's ln_pre) also
+    # has two LayerNorm children: keep only the candidates that hold no other one.
+    return [m for m in found if not any(o is not m and o in set(m.modules()) for o in found)]
+
+
+def _call_order(model: nn.Module, patch: nn.Conv2d, patches: int) -> dict[nn.Module, int]:
+    """Each ``nn.Linear`` of ``model`` and when a forward pass of one image first calls it."""
+    side = math.isqrt(patches) * patch.kernel_size[0]
+    order: dict[nn.Module, int] = {}
+
+    def called(module: nn.Module, *_) -> None:     # returns None: the output stays as it is
+        order.setdefault(module, len(order))
+
+    hooks = [m.register_forward_hook(called) for m in model.modules()
+             if isinstance(m, nn.Linear)]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, patch.in_channels, side, side))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return order
 
 
 def _norms(module: nn.Module) -> list[nn.LayerNorm]:
     return [c for c in module.children() if isinstance(c, nn.LayerNorm)]
 
 
-def _only(found: list, what: str):
+def _only(found: list[_T], what: str) -> _T:
     if len(found) != 1:
         raise ArgumentError(f"expected one {what}, found {len(found)}")
     return found[0]
@@ -382,8 +409,10 @@ def _affine(norm: nn.LayerNorm, name: str, D: int) -> dict[str, torch.Tensor]:
     return {f"{name}.weight": weight, f"{name}.bias": _bias(norm, D)}
 
 
-def _block_parts(block: nn.Module, D: int) -> dict[str, torch.Tensor]:
-    """One block's tensors under ``nn.TransformerEncoderLayer``'s names."""
+def _block_parts(block: nn.Module, D: int,
+                 order: dict[nn.Module, int]) -> dict[str, torch.Tensor]:
+    """One block's tensors under ``nn.TransformerEncoderLayer``'s names; ``order``: when a
+    forward pass first called each linear map (those it never calls are not part of it)."""
     norm1, norm2 = _norms(block)
     mha = [m for m in block.modules() if isinstance(m, nn.MultiheadAttention)]
     if mha:
@@ -393,10 +422,10 @@ def _block_parts(block: nn.Module, D: int) -> dict[str, torch.Tensor]:
                                 "is not a ViT's self-attention")
         qkv_w, qkv_b = attention.in_proj_weight, attention.in_proj_bias
         within = set(attention.modules())
-        rest = [attention.out_proj] + [m for m in block.modules()
-                                       if isinstance(m, nn.Linear) and m not in within]
+        rest = [attention.out_proj] + sorted(
+            (m for m in block.modules() if m in order and m not in within), key=order.get)
     else:
-        linears = [m for m in block.modules() if isinstance(m, nn.Linear)]
+        linears = sorted((m for m in block.modules() if m in order), key=order.get)
         n = 1 if linears and linears[0].out_features == 3 * D else 3
         qkv, rest = linears[:n], linears[n:]
         if sum(m.out_features for m in qkv) != 3 * D or any(m.in_features != D for m in qkv):
