@@ -25,6 +25,7 @@ import itertools
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import torch
@@ -111,7 +112,7 @@ def _cifar_images(n: int) -> tuple[data.ImageSet, str]:
 
 def _train_steps(name: str, batches, model: torch.nn.Module, limit: int,
                  device: torch.device, precision: train.Precision,
-                 clock=time.perf_counter) -> Rate:
+                 clock: Callable[[], float] = time.perf_counter) -> Rate:
     """Images per second of :func:`evakit.train.train_step` on ``batches`` (after a warm-up),
     in seconds of ``clock``."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
@@ -137,7 +138,8 @@ def step_rate(recipe: recipes.Recipe | str, image_shape: tuple[int, ...], classe
 
     On a CPU the step runs on one thread and is timed in CPU seconds, so programs running
     beside it do not change the figure (it is a rate per core); elsewhere in wall seconds.
-    Used to size a run before starting it: images per epoch over this rate is its time.
+    Used to size a run before starting it: images per epoch over this rate is its time. The
+    optimizer is SGD with momentum whatever the recipe's: its share of a step is small.
 
     Args:
         recipe: a recipe or its name; its model, precision and (default) batch size are used.
@@ -166,7 +168,7 @@ def step_rate(recipe: recipes.Recipe | str, image_shape: tuple[int, ...], classe
 
 
 @contextlib.contextmanager
-def _threads(count: int | None):
+def _threads(count: int | None) -> Iterator[None]:
     """torch's CPU thread count set to ``count`` inside the block (None: unchanged)."""
     before = torch.get_num_threads()
     torch.set_num_threads(count or before)
@@ -570,8 +572,9 @@ def _runnable(setting: GPTSetting, device: torch.device) -> GPTSetting:
     """The setting, in fp32 (and named so) if it asks for bf16 where ``device`` has none."""
     if setting.precision != "bf16" or train.bf16_supported(device):
         return setting
-    return replace(setting, precision="fp32",
-                   name=setting.name.replace("bf16", "fp32 (no bf16 here)"))
+    name = (setting.name.replace("bf16", "fp32 (no bf16 here)") if "bf16" in setting.name
+            else f"{setting.name} (fp32: no bf16 here)")
+    return replace(setting, precision="fp32", name=name)
 
 
 def gpt(settings: tuple[GPTSetting, ...] = (NANOGPT_BABY, EVAKIT_GPT),

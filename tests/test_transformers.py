@@ -266,5 +266,7 @@ def test_bench_gpt_runs_a_bf16_setting_in_fp32_where_the_device_has_no_bf16(monk
     fallback = bench._runnable(bench.EVAKIT_GPT, cpu)
     assert fallback.precision == "fp32" and "fp32 (no bf16 here)" in fallback.name
     assert bench._runnable(bench.NANOGPT_BABY, cpu) == bench.NANOGPT_BABY       # fp32 already
+    plain = replace(bench.EVAKIT_GPT, name="candidate")
+    assert bench._runnable(plain, cpu).name == "candidate (fp32: no bf16 here)"
     monkeypatch.setattr(bench.train, "bf16_supported", lambda device: True)
     assert bench._runnable(bench.EVAKIT_GPT, cpu) == bench.EVAKIT_GPT
