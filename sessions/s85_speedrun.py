@@ -1052,13 +1052,13 @@ else:
     fig.tight_layout()
 
 # %% tags=["remove-input"]
-def span(record) -> tuple[float, float]:
+def span(record: records.Record) -> tuple[float, float]:
     """When a record's run trained: its start and end, in seconds since 1970."""
     end = datetime.fromisoformat(record.created).timestamp()
     return end - record.wall_seconds, end
 
 
-def shared_time(a, b) -> float:
+def shared_time(a: records.Record, b: records.Record) -> float:
     """Seconds during which the runs of records ``a`` and ``b`` were both training."""
     (a0, a1), (b0, b1) = span(a), span(b)
     return max(0.0, min(a1, b1) - max(a0, b0))
@@ -1087,13 +1087,21 @@ if done and eager is not None:
                    f"{1 / speedup:.2f}× faster** (between "
                    f"{later_c.min() / later_e:.2f}× and "
                    f"{later_c.max() / later_e:.2f}× against single seeds)")
-    # The fairest pair is a compiled run of the same network that trained at the same
-    # time, beside the eager one: both met the same load on the CPU.
-    others = [r for name, r in ablated.items()
-              if r is not None and name != eager.recipe and r.threads == eager.threads]
-    beside = max([*done.values(), *others], key=lambda r: shared_time(r, eager))
-    together = shared_time(beside, eager) / eager.wall_seconds
-    paired = ""
+    # The fairest pair is a compiled run of the same network (Dirac or not, the same
+    # arithmetic) that trained at the same time, beside the eager one, on as many
+    # threads: both met the same load on the CPU.
+    def same_work(r) -> bool:
+        kwargs = r.config["model_kwargs"]
+        return (kwargs.get("compiled", False) and kwargs.get("whiten", True)
+                and r.threads == eager.threads)
+
+    candidates = [r for r in [*done.values(), *ablated.values()]
+                  if r is not None and same_work(r)]
+    beside = max(candidates, key=lambda r: shared_time(r, eager), default=None)
+    together = shared_time(beside, eager) / eager.wall_seconds if beside else 0.0
+    paired = (" No compiled run of the same network trained at the same time as "
+              "the eager one, so the two met different loads on the CPU: read the "
+              "ratio with that in mind.")
     if together > 0.5:
         later_b = statistics.mean(beside.history.seconds[1:])
         name = beside.recipe + ("" if beside.seed_is_default
@@ -1101,7 +1109,9 @@ if done and eager is not None:
         paired = (f" The fairest pair is `{name}`, compiled, which trained "
                   f"beside the eager run for {100 * together:.0f} % of its time on the "
                   f"same CPU, {beside.threads} thread each: {later_b:.0f} s per later "
-                  f"epoch against {later_e:.0f} s eager ({later_e / later_b:.2f}×).")
+                  f"epoch against {later_e:.0f} s eager: "
+                  + (f"compiled {later_e / later_b:.2f}× faster." if later_b <= later_e
+                     else f"eager {later_b / later_e:.2f}× faster."))
     lesson = ("" if speedup >= 1 else
               " So on this CPU, for this network, the fused kernels did not pay for "
               "themselves, whatever the memory traffic above suggested: that is a "
