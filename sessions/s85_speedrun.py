@@ -1311,7 +1311,8 @@ if len(full_acc) >= 3 and accuracy_ablations:
 # One call trains the recipe. In full mode it is `s08/speedrun` itself — 10 epochs,
 # compiled; the records above were made with `evakit train s08/speedrun --record` and
 # `--seed 2` … `--seed 5`, and `evakit bench speedrun` times one training step of the
-# speedrun and of the custom ResNet in one process and projects their runs. In FAST mode
+# speedrun, compiled and eager, and of the custom ResNet in one process and projects their
+# runs. In FAST mode
 # it trains a narrow, uncompiled copy for one epoch on 2,000 images — a check that the
 # code runs, not a result:
 
