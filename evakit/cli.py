@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--lr", type=_positive_float, nargs="+", help="learning rates (backprop)")
     w.add_argument("--steps", type=_positive, default=50, help="steps per sheet (backprop)")
     c = sub.add_parser("check", help="grade a recorded run against an assignment")
-    c.add_argument("session", help="s03, s04, s06 or s08")
+    c.add_argument("session", help="the session whose assignment grades it, e.g. s04 (a "
+                   "session without a grader names those that have one)")
     c.add_argument("record", help="a recipe name (its book/records file) or a record's path")
     c.add_argument("--structure", action="store_true",
                    help="grade the recipe's model alone (no record: no accuracy constraints)")
