@@ -1173,6 +1173,10 @@ if done:
     if fastest.threads != torch.get_num_threads():
         text += (f", though the floor counts {torch.get_num_threads()} threads' "
                  f"peak and the record used {fastest.threads}")
+    if minutes(fastest) < floor_minutes:
+        text += ("; a record faster than the floor means the peak measured here, now, "
+                 "is below what that run had: this CPU is busier now than it was then, "
+                 "or this is a slower machine")
     text += (". `evakit bench speedrun` prints the same floor beside the measured "
              "speed of a training step.")
 say(text)
