@@ -16,7 +16,7 @@ import platform
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import torch
@@ -71,6 +71,24 @@ class Record:
     @property
     def final_test_acc(self) -> float:
         return self.history.test_acc[-1]
+
+    @property
+    def trained_between(self) -> tuple[datetime, datetime] | None:
+        """When the run trained, start and end — or None for a resumed run, whose training
+        was spread over several stretches (its wall time is their sum)."""
+        if self.resumed:
+            return None
+        end = datetime.fromisoformat(self.created)
+        return end - timedelta(seconds=self.wall_seconds), end
+
+    def seconds_beside(self, other: Record) -> float:
+        """Seconds during which this run and ``other`` were training at the same time (0 when
+        either was resumed: its stretches are not recorded) — runs that shared a CPU met the
+        same load, so their speeds compare fairly."""
+        if self.trained_between is None or other.trained_between is None:
+            return 0.0
+        (a0, a1), (b0, b1) = self.trained_between, other.trained_between
+        return max(0.0, (min(a1, b1) - max(a0, b0)).total_seconds())
 
     def to_dict(self) -> dict:
         """The JSON-ready form written to disk."""

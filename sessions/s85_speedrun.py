@@ -58,7 +58,6 @@ print(S)
 import inspect
 import math
 import statistics
-from datetime import datetime
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -1052,18 +1051,6 @@ else:
     fig.tight_layout()
 
 # %% tags=["remove-input"]
-def span(record: records.Record) -> tuple[float, float]:
-    """When a record's run trained: its start and end, in seconds since 1970."""
-    end = datetime.fromisoformat(record.created).timestamp()
-    return end - record.wall_seconds, end
-
-
-def shared_time(a: records.Record, b: records.Record) -> float:
-    """Seconds during which the runs of records ``a`` and ``b`` were both training."""
-    (a0, a1), (b0, b1) = span(a), span(b)
-    return max(0.0, min(a1, b1) - max(a0, b0))
-
-
 if done and eager is not None:
     first_c, later_c = compiled[:, 0], compiled[:, 1:].mean(axis=1)
     e = eager.history.seconds
@@ -1097,8 +1084,8 @@ if done and eager is not None:
 
     candidates = [r for r in [*done.values(), *ablated.values()]
                   if r is not None and same_work(r)]
-    beside = max(candidates, key=lambda r: shared_time(r, eager), default=None)
-    together = shared_time(beside, eager) / eager.wall_seconds if beside else 0.0
+    beside = max(candidates, key=eager.seconds_beside, default=None)
+    together = eager.seconds_beside(beside) / eager.wall_seconds if beside else 0.0
     paired = (" No compiled run of the same network trained at the same time as "
               "the eager one, so the two met different loads on the CPU: read the "
               "ratio with that in mind.")

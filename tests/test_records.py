@@ -151,3 +151,16 @@ def test_a_changed_record_does_not_make_the_code_dirty(tmp_path):
     assert records.git_state(tmp_path)["git_dirty"] is False     # a re-recorded run
     (tmp_path / "code.py").write_text("x = 2\n")
     assert records.git_state(tmp_path)["git_dirty"] is True      # changed code
+
+
+def test_runs_that_trained_at_the_same_time_know_for_how_long(record):
+    from dataclasses import replace
+    hour_ago = replace(record, created="2026-11-28T12:00:00+00:00", wall_seconds=3600.0)
+    start, end = hour_ago.trained_between
+    assert (end - start).total_seconds() == 3600 and start.hour == 11
+    half_over = replace(hour_ago, created="2026-11-28T12:30:00+00:00")
+    assert hour_ago.seconds_beside(half_over) == 1800 == half_over.seconds_beside(hour_ago)
+    later = replace(hour_ago, created="2026-11-28T14:00:00+00:00")
+    assert hour_ago.seconds_beside(later) == 0
+    resumed = replace(half_over, resumed=True)
+    assert resumed.trained_between is None and hour_ago.seconds_beside(resumed) == 0
