@@ -231,12 +231,9 @@ CIFAR_TRAIN = 50_000
 
 def _s10(model, record) -> list[Verdict]:
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    patchify = [c for c in convs if c.kernel_size == c.stride and c.padding == (0, 0)]
-    dim = patchify[0].out_channels if patchify else None
-    patches = (32 // patchify[0].stride[0]) ** 2 if patchify else None
-    own = [(n, p) for n, p in model.named_parameters() if p.ndim == 3 and p.shape[0] == 1]
-    cls = [n for n, p in own if tuple(p.shape) == (1, 1, dim)]
-    pos = [n for n, p in own if patches and tuple(p.shape) == (1, patches + 1, dim)]
+    found = vit.embedding_parts(model)
+    dim = found.patch[0][1].out_channels if found.patch else None
+    tokens = (32 // found.patch[0][1].stride[0]) ** 2 + 1 if found.patch else None
     blocks = vit.encoder_blocks(model)
     was_training = model.training
     model.eval()
@@ -253,11 +250,12 @@ def _s10(model, record) -> list[Verdict]:
         convs_seen = f"{len(convs)} Conv2d: {convs_seen}, …"
     verdicts = [
         Verdict("a patch embedding: one convolution whose stride is its kernel",
-                convs_seen, len(convs) == 1 and len(patchify) == 1),
-        Verdict("a learned CLS token (1×1×D)", ", ".join(cls) or "none", len(cls) == 1),
+                convs_seen, len(convs) == 1 and len(found.patch) == 1),
+        Verdict("a learned CLS token (1×1×D)", ", ".join(n for n, _ in found.cls) or "none",
+                len(found.cls) == 1),
         Verdict("learned position embeddings, one per token (1×(patches + 1)×D)",
-                ", ".join(f"{n} {tuple(p.shape)}" for n, p in own if n in pos) or "none",
-                len(pos) == 1),
+                ", ".join(f"{n} {tuple(p.shape)}" for n, p in found.pos) or "none",
+                len(found.pos) == 1 and found.pos[0][1].shape[1] == tokens),
         Verdict("encoder blocks (two LayerNorms and an attention each)", f"{len(blocks)}",
                 len(blocks) > 0),
         Verdict("a head with 10 outputs for a 32×32 image", f"{tuple(out.shape[1:])}",

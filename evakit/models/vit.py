@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -316,14 +316,12 @@ def reference_like(model: nn.Module, heads: int) -> ReferenceViT:
     Raises:
         ArgumentError: naming the part that was not found.
     """
-    patch = _only([c for c in model.modules() if isinstance(c, nn.Conv2d)
-                   and c.kernel_size == c.stride and c.padding == (0, 0)],
+    found = embedding_parts(model)
+    patch = _only([c for _, c in found.patch],
                   "Conv2d whose stride is its kernel (the patch embedding)")
     D = patch.out_channels
-    cls = _only([p for p in model.parameters() if tuple(p.shape) == (1, 1, D)],
-                f"1×1×{D} parameter (the CLS token)")
-    pos = _only([p for p in model.parameters() if p.ndim == 3 and p.shape[0] == 1
-                 and p.shape[1] > 1 and p.shape[2] == D], f"1×(N + 1)×{D} parameter "
+    cls = _only([p for _, p in found.cls], f"1×1×{D} parameter (the CLS token)")
+    pos = _only([p for _, p in found.pos], f"1×(N + 1)×{D} parameter "
                 "(the position embeddings)")
     blocks = encoder_blocks(model)
     if not blocks:
@@ -354,6 +352,29 @@ def reference_like(model: nn.Module, heads: int) -> ReferenceViT:
     for layer, block in zip(reference.encoder.layers, blocks, strict=True):
         layer.norm1.eps, layer.norm2.eps = (n.eps for n in _norms(block))
     return reference.train(model.training)
+
+
+class EmbeddingParts(NamedTuple):
+    """Every candidate, with its name, for each part of a ViT that turns an image into tokens:
+    a caller can use the one it expects or say what it found instead."""
+
+    patch: list[tuple[str, nn.Conv2d]]      # convolutions whose stride is their kernel
+    cls: list[tuple[str, nn.Parameter]]     # 1×1×D parameters, D the first patch conv's width
+    pos: list[tuple[str, nn.Parameter]]     # 1×(N + 1)×D parameters, N > 0
+
+
+def embedding_parts(model: nn.Module) -> EmbeddingParts:
+    """The patch embedding, CLS token and position embeddings of any ViT, found by structure
+    (see :func:`reference_like`), not by name."""
+    patch = [(n, c) for n, c in model.named_modules() if isinstance(c, nn.Conv2d)
+             and c.kernel_size == c.stride and c.padding == (0, 0)]
+    if not patch:
+        return EmbeddingParts([], [], [])
+    D = patch[0][1].out_channels
+    own = [(n, p) for n, p in model.named_parameters()
+           if p.ndim == 3 and p.shape[0] == 1 and p.shape[2] == D]
+    return EmbeddingParts(patch, [(n, p) for n, p in own if p.shape[1] == 1],
+                          [(n, p) for n, p in own if p.shape[1] > 1])
 
 
 def encoder_blocks(model: nn.Module) -> list[nn.Module]:
