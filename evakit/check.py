@@ -149,10 +149,8 @@ def _s08(model, record) -> list[Verdict]:
     stages = [w for i, w in enumerate(widths) if i == 0 or w != widths[i - 1]]
     adds = _residual_adds(model)
     pool4 = [m for m in model.modules() if isinstance(m, nn.MaxPool2d) and m.kernel_size == 4]
-    was_training = model.training
-    with torch.no_grad():
-        out = model.eval()(torch.zeros(1, 3, 32, 32))   # eval: one image is no batch for BN
-    model.train(was_training)
+    with torch.no_grad(), models.evaluating(model):     # eval: one image is no batch for BN
+        out = model(torch.zeros(1, 3, 32, 32))
     verdicts = [
         Verdict("channels prep 64 → 128 → 256 → 512", " → ".join(map(str, stages)),
                 stages == [64, 128, 256, 512]),
@@ -197,10 +195,8 @@ def _s09(model, record) -> list[Verdict]:
              f"{len(blocks)} ULTIMUS blocks": sum(map(models.count_parameters, blocks)),
              "the final FC": sum(map(models.count_parameters, heads))}
     params = models.count_parameters(model)
-    was_training = model.training
-    with torch.no_grad():
-        out = model.eval()(torch.zeros(1, 3, 32, 32))   # eval: one image is no batch for BN
-    model.train(was_training)
+    with torch.no_grad(), models.evaluating(model):     # eval: one image is no batch for BN
+        out = model(torch.zeros(1, 3, 32, 32))
     verdicts = [
         Verdict("three convolutions, 3 → … → 48 channels", " → ".join(map(str, channels)),
                 len(convs) == 3 and channels[0] == 3 and channels[-1] == 48),
@@ -235,15 +231,12 @@ def _s10(model, record) -> list[Verdict]:
     dim = found.patch[0][1].out_channels if found.patch else None
     tokens = (32 // found.patch[0][1].stride[0]) ** 2 + 1 if found.patch else None
     blocks = vit.encoder_blocks(model)
-    was_training = model.training
-    model.eval()
     images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
+    with torch.no_grad(), models.evaluating(model):
         out = model(images)
         reference, heads, gap, why = _closest_reference(model, images, out, dim)
     if reference is not None:
         n_ours, n_ref = models.count_parameters(model), models.count_parameters(reference)
-    model.train(was_training)
     convs_seen = ", ".join(f"{c.in_channels}→{c.out_channels} k{c.kernel_size[0]} "
                            f"s{c.stride[0]}" for c in convs[:2]) or "no Conv2d"
     if len(convs) > 2:

@@ -23,6 +23,7 @@ from torch import nn
 from evakit import data, train
 from evakit.errors import ArgumentError
 from evakit.models.clip import CLIP
+from evakit.models.registry import evaluating
 from evakit.recipes import Recipe
 from evakit.tasks import TASKS, Task
 
@@ -155,13 +156,9 @@ def class_embeddings(model: CLIP, captions: Captions,
     """One unit vector per digit: the mean of its captions' embeddings over ``templates``
     (CLIP's prompt ensembling), renormalized. Returns 10×D, on the model's device."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         tokens = captions.table(templates).to(device)             # templates×10×L
         emb = model.encode_text(tokens.flatten(0, 1)).view(len(templates), len(WORDS), -1)
-    finally:
-        model.train(was_training)
     return F.normalize(emb.mean(0), dim=-1)
 
 
@@ -194,16 +191,12 @@ def embed_images(model: CLIP, batches: Iterable,
                  precision: train.Precision = train.FP32) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit image embeddings and labels of every batch ``(images, labels)``, on the CPU."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     embs, labels = [], []
-    try:
+    with evaluating(model):
         for x, y in batches:
             with precision.autocast(device):
                 embs.append(model.encode_image(precision.inputs(x.to(device))).float().cpu())
             labels.append(y.cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(embs), torch.cat(labels)
 
 

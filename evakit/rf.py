@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from evakit.models.registry import evaluating
 from evakit.table import Table
 
 Pair = tuple[float, float]
@@ -176,15 +177,12 @@ def _trace(model: nn.Module, input_size: Sequence[int],
     hooks += [m.register_forward_pre_hook(_input_hook(input_rf, names[m])) for m in leaves]
     x = torch.zeros(1, *input_size, device=device)
     setattr(x, _ATTR, Info((1, 1), (1, 1)))
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad(), _Tracker(tuple(input_size[1:])):
+        with torch.no_grad(), evaluating(model), _Tracker(tuple(input_size[1:])):
             model(x)
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
     return rows, input_rf
 
 

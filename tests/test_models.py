@@ -56,3 +56,15 @@ def test_unknown_model_is_one_sentence():
         models.create("nope")
     with pytest.raises(ValueError, match="registered twice"):
         models.register("s01/rf-net", (1, 28, 28))(lambda: None)
+
+
+def test_evaluating_puts_a_model_back_in_the_mode_it_was_in_even_on_an_error():
+    net = models.create("s06/cifar-net")
+    with models.evaluating(net) as same:
+        assert same is net and not net.training
+    assert net.training
+    net.eval()
+    with pytest.raises(RuntimeError, match="stopped"), models.evaluating(net):
+        net.train()
+        raise RuntimeError("stopped inside the block")
+    assert not net.training

@@ -21,9 +21,16 @@ from evakit.models.cnn import (
     conv_bn_relu,
     norm_layer,
 )
-from evakit.models.registry import count_parameters, create, input_size, names, register
+from evakit.models.registry import (
+    count_parameters,
+    create,
+    evaluating,
+    input_size,
+    names,
+    register,
+)
 
 __all__ = ["BasicBlock", "CifarNet", "CifarResNet", "CustomResNet", "DepthwiseSeparable",
            "DrillNet", "attention", "clip", "cnn", "conv_bn_relu", "conv_block",
-           "count_parameters", "create", "input_size", "language", "names", "norm_layer",
-           "register", "speedrun", "vit"]
+           "count_parameters", "create", "evaluating", "input_size", "language", "names",
+           "norm_layer", "register", "speedrun", "vit"]

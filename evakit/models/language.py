@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evakit.errors import ArgumentError
-from evakit.models.registry import register
+from evakit.models.registry import evaluating, register
 
 PATTERNS = ("dense", "strided", "fixed")
 
@@ -356,13 +356,9 @@ def generate(model: nn.Module, idx: torch.Tensor, steps: int, temperature: float
     Returns:
         int64 B×(T + steps): the prompt and what followed.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for _ in range(steps):
             logits = model(idx[:, -model.config.block_size:])[:, -1, :]
             idx = torch.cat([idx, sample_top_k(logits, temperature, top_k, generator)], dim=1)
-    finally:
-        model.train(was_training)
     return idx
 

@@ -7,7 +7,8 @@ image looks like (C, H, W), so a summary, a check or a notebook never repeats it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from torch import nn
@@ -63,3 +64,14 @@ def input_size(name: str) -> tuple[int, ...]:
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (shared ones once)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``with evaluating(model):`` — the model in eval mode (BatchNorm's running statistics, no
+    dropout) for the block, and back in the mode it was in afterwards, even on an error."""
+    was_training = model.training
+    try:
+        yield model.eval()
+    finally:
+        model.train(was_training)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evakit.errors import ArgumentError
-from evakit.models.registry import register
+from evakit.models.registry import evaluating, register
 
 CIFAR = (3, 32, 32)
 _T = TypeVar("_T")
@@ -399,12 +399,10 @@ def _call_order(model: nn.Module, patch: nn.Conv2d, patches: int) -> dict[nn.Mod
 
     hooks = [m.register_forward_hook(called) for m in model.modules()
              if isinstance(m, nn.Linear)]
-    was_training = model.training
     try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, patch.in_channels, side, side))
+        with torch.no_grad(), evaluating(model):
+            model(torch.zeros(1, patch.in_channels, side, side))
     finally:
-        model.train(was_training)
         for hook in hooks:
             hook.remove()
     return order
