@@ -67,6 +67,12 @@ class Run:
         return self.recipe.fast.describe(images) if self.fast else \
             f"smoke run on the first {images:,} training images (not a result)"
 
+    def summary(self) -> str:
+        """One line for a notebook: what ran, its final test accuracy, epochs, time, where."""
+        return (f"{self.label}: test accuracy {self.history.test_acc[-1]:.2f} % after "
+                f"{len(self.history)} epochs, {self.wall_seconds:.0f} s on {self.device} "
+                f"({self.precision})")
+
 
 def _optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
     # params: a model's parameters, or parameter groups (a group's own "lr" overrides lr).

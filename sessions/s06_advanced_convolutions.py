@@ -369,16 +369,17 @@ batch_version(train_images.images.float() / 255, torch.Generator().manual_seed(0
 per_batch = time.perf_counter() - start
 print(f"albumentations, one image at a time: {len(as_hwc) / per_image:,.0f} images/s; "
       f"batch version, one call: {len(as_hwc) / per_batch:,.0f} images/s "
-      f"({per_image / per_batch:.0f}× faster, on the machine that ran this page)")
+      f"(the batch version at {per_image / per_batch:.1f}× the images per second, "
+      "on the machine that ran this page)")
 
 # %% [markdown]
 # That is the augmentation alone. `evakit bench cifar` measures the whole input pipeline
 # and what it does to a training step: it times evakit's batch loader against a
 # `DataLoader` over albumentations with 0 and 2 worker processes, each delivering augmented
 # batches (session 8's crop, flip and cutout), and then the custom ResNet's training step fed
-# by each. On a GPU the training step is fast enough for the per-image pipeline to become
-# the bottleneck; on a CPU the step itself dominates. It takes minutes on a CPU, too long
-# for this page; run it where you train:
+# by each: where the step is quick (a GPU), a slow input pipeline becomes what limits
+# training, and the bench shows whether it does on your machine. It takes minutes on a CPU,
+# too long for this page; run it where you train:
 #
 # ```bash
 # evakit bench cifar --images 10000
@@ -508,9 +509,7 @@ say(f"**Training.** The recipe `{r6.name}` trains {r6.epochs} epochs of batches 
 with warnings.catch_warnings():      # ShiftScaleRotate's note to use Affine: read above
     warnings.filterwarnings("ignore", message="ShiftScaleRotate")
     live = runner.run(r6)
-print(f"{live.label}: test accuracy {live.history.test_acc[-1]:.2f} % after "
-      f"{len(live.history)} epochs, {live.wall_seconds:.0f} s on {live.device} "
-      f"({live.precision})")
+print(live.summary())
 if not live.fast:
     viz.curves({"this run": live.history}, target=85)
 
@@ -594,8 +593,8 @@ assert np.isclose(uniform.item(), np.log(10.0), atol=1e-6)
 #   the stride; pixel shuffle does not.
 # - albumentations 2.x renamed arguments: write `num_holes_range`, `hole_height_range`,
 #   `hole_width_range`, `fill`, and build pipelines with `strict=True`.
-# - The same augmentation runs on whole batches in `evakit.augment`, many times faster than
-#   image by image; cutout, Patch Gaussian, mixup and RICAP are there too.
+# - The same augmentation runs on whole batches in `evakit.augment`, one call per batch
+#   instead of one per image; cutout, Patch Gaussian, mixup and RICAP are there too.
 # - The assignment network meets every structural constraint, checked by `evakit check s06`.
 #
 # ## References

@@ -521,15 +521,13 @@ assert steps_per_epoch == 98 and recipe.epochs == 24
 # Page's network: early in training, at a high learning rate, the softmax stays soft.
 #
 # **Training** is one call. In full mode it trains the recipe (24 epochs of 98 batches;
-# minutes on a GPU, hours on this course's CPU — `evakit train s08/custom-resnet --record`
-# made the record below). In FAST mode it trains a narrow copy on a slice to show the loop
+# `evakit train s08/custom-resnet --record` made the record below, which says how long it
+# took and where). In FAST mode it trains a narrow copy on a slice to show the loop
 # runs; its output says so:
 
 # %%
 live = runner.run(recipe)
-print(f"{live.label}: test accuracy {live.history.test_acc[-1]:.2f} % after "
-      f"{len(live.history)} epochs, {live.wall_seconds:.0f} s on {live.device} "
-      f"({live.precision})")
+print(live.summary())
 if not live.fast:
     viz.curves({"this run": live.history}, target=90)
 

@@ -711,9 +711,7 @@ assert (recipe.fast.epochs, recipe.fast.limit) == (2, 1000)
 
 # %%
 live = runner.run(recipe)
-print(f"{live.label}: test accuracy {live.history.test_acc[-1]:.2f} % after "
-      f"{len(live.history)} epochs, {live.wall_seconds:.0f} s on {live.device} "
-      f"({live.precision})")
+print(live.summary())
 fig = viz.curves({live.label: live.history})
 
 # %% [markdown]
