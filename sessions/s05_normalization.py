@@ -617,7 +617,7 @@ say("\n".join([
 # %% [markdown]
 # ### What one run per variant can show
 #
-# Four runs, one seed each, ending a few hundredths to a few tenths of a point apart. Is
+# Four runs, one seed each, ending within a fraction of a point of each other. Is
 # layer norm better than batch norm on this network? A test accuracy $p$ measured on $n$
 # images is a binomial proportion, with standard error $\sqrt{p(1-p)/n}$:
 
