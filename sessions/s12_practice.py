@@ -927,8 +927,8 @@ averaging. On the test set:
 # %% [markdown]
 # Is the averaged network flatter? Move the weights along a random direction — each filter
 # by a random vector as long as the filter itself (filter normalisation, Li et al. 2018, so
-# that two networks are moved by comparable amounts) — and measure the training loss on the
-# way:
+# that two networks are moved by comparable amounts) — and measure the loss on 500
+# held-out images on the way:
 
 # %%
 if plain_model is not None and swa is not None and weights_kept("s12/swa"):
