@@ -340,13 +340,15 @@ def training_flops(model: torch.nn.Module, image_shape: tuple[int, ...]) -> floa
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
-    model.train()
     x = torch.randn(2, *image_shape)
-    with torch.compiler.set_stance("force_eager"), FlopCounterMode(display=False) as counter:
-        model(x).float().sum().backward()
-    model.zero_grad(set_to_none=True)
-    model.train(was_training)
-    return counter.get_total_flops() / len(x)
+    try:
+        model.train()       # the step it counts is a training one (dropout, batch statistics)
+        with torch.compiler.set_stance("force_eager"), FlopCounterMode(display=False) as count:
+            model(x).float().sum().backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return count.get_total_flops() / len(x)
 
 
 def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
@@ -508,10 +510,9 @@ def _gpt_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
 def _held_out_loss(model: torch.nn.Module, batches: list) -> float:
     import torch.nn.functional as F
 
-    model.eval()
-    losses = [F.cross_entropy(model(x).float().flatten(0, 1), y.flatten()).item()
-              for x, y in batches]
-    model.train()
+    with models.evaluating(model):
+        losses = [F.cross_entropy(model(x).float().flatten(0, 1), y.flatten()).item()
+                  for x, y in batches]
     return sum(losses) / len(losses)
 
 

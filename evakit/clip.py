@@ -273,8 +273,7 @@ class Contrastive(Task):
             classes = class_embeddings(model, self.captions, templates).cpu()
             result[name] = 100.0 * float((zero_shot(images, classes) == labels).float().mean())
         texts = self.captions.table(HELD_OUT_TEMPLATES).flatten(0, 1)
-        with torch.no_grad():
-            model.eval()
+        with torch.no_grad(), evaluating(model):
             queries = model.encode_text(texts.to(next(model.parameters()).device)).cpu()
         digits = torch.arange(len(WORDS)).repeat(len(HELD_OUT_TEMPLATES))
         found = labels[retrieve(queries, images, min(100, len(images)))]

@@ -15,6 +15,7 @@ import torch
 from matplotlib.figure import Figure
 
 from evakit.errors import ArgumentError
+from evakit.models.registry import evaluating
 from evakit.train import History
 
 
@@ -120,8 +121,7 @@ def feature_maps(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor
     captured: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out.detach()))
     try:
-        model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), evaluating(model):
             model(x)
     finally:
         handle.remove()
@@ -260,7 +260,7 @@ def gradcam_gallery(model: torch.nn.Module, layer: torch.nn.Module, inputs: torc
     """GradCAM heat maps (the ``grad-cam`` package) over the images, one panel each.
 
     Args:
-        model: the trained network (put in eval mode here).
+        model: the trained network (in eval mode here, back in its own mode afterwards).
         layer: the layer whose activations are weighted; its map must be at least 5×5 —
             a 4×4 map spreads one cell over a quarter of the image and says little.
         inputs: the model's inputs (normalized), N×C×H×W.
@@ -272,13 +272,14 @@ def gradcam_gallery(model: torch.nn.Module, layer: torch.nn.Module, inputs: torc
     from pytorch_grad_cam.utils.image import show_cam_on_image
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    size = _feature_size(model.eval(), layer, inputs)
-    if min(size) < 5:
-        raise ValueError(f"GradCAM needs a feature map of at least 5×5, the layer given gives "
-                         f"{size[0]}×{size[1]}: choose an earlier layer")
-    wanted = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
-    with GradCAM(model=model, target_layers=[layer]) as cam:
-        maps = cam(input_tensor=inputs, targets=wanted)
+    with evaluating(model):
+        size = _feature_size(model, layer, inputs)
+        if min(size) < 5:
+            raise ValueError(f"GradCAM needs a feature map of at least 5×5, the layer given "
+                             f"gives {size[0]}×{size[1]}: choose an earlier layer")
+        wanted = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
+        with GradCAM(model=model, target_layers=[layer]) as cam:
+            maps = cam(input_tensor=inputs, targets=wanted)
     overlays = [show_cam_on_image(to_hwc(img).astype(np.float32), m, use_rgb=True)
                 for img, m in zip(images, maps, strict=True)]
     return image_grid(overlays, titles, cols=cols, size=1.7,

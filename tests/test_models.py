@@ -68,3 +68,8 @@ def test_evaluating_puts_a_model_back_in_the_mode_it_was_in_even_on_an_error():
         net.train()
         raise RuntimeError("stopped inside the block")
     assert not net.training
+    net.train()
+    frozen = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)).eval()
+    with models.evaluating(net):
+        pass
+    assert net.training and not frozen.training      # each module back in its own mode

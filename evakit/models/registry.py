@@ -69,9 +69,11 @@ def count_parameters(model: nn.Module) -> int:
 @contextmanager
 def evaluating(model: nn.Module) -> Iterator[nn.Module]:
     """``with evaluating(model):`` — the model in eval mode (BatchNorm's running statistics, no
-    dropout) for the block, and back in the mode it was in afterwards, even on an error."""
-    was_training = model.training
+    dropout) for the block; afterwards every submodule is back in its own mode (a BatchNorm
+    frozen in eval stays so), even on an error."""
+    modes = {module: module.training for module in model.modules()}
     try:
         yield model.eval()
     finally:
-        model.train(was_training)
+        for module, training in modes.items():
+            module.training = training
