@@ -248,7 +248,7 @@ def _s10(model, record) -> list[Verdict]:
                 len(found.cls) == 1),
         Verdict("learned position embeddings, one per token (1×(patches + 1)×D)",
                 ", ".join(f"{n} {tuple(p.shape)}" for n, p in found.pos) or "none",
-                len(found.pos) == 1 and found.pos[0][1].shape[1] == tokens),
+                sum(p.shape[1] == tokens for _, p in found.pos) == 1),
         Verdict("encoder blocks (two LayerNorms and an attention each)", f"{len(blocks)}",
                 len(blocks) > 0),
         Verdict("a head with 10 outputs for a 32×32 image", f"{tuple(out.shape[1:])}",

@@ -174,3 +174,12 @@ def test_the_parts_are_read_in_the_order_the_forward_pass_calls_them():
     report = check.grade("s10", model=model)
     outputs = next(v for v in report.verdicts if v.constraint.startswith("same outputs"))
     assert outputs.passed and "with 4 heads" in outputs.measured, str(report)
+
+
+def test_an_extra_token_table_beside_the_position_embeddings_is_named_not_mistaken():
+    model = LearnerViT()
+    model.registers = nn.Parameter(torch.zeros(1, 4, 32))     # 1×4×D, never used
+    report = check.grade("s10", model=model)
+    position = next(v for v in report.verdicts if v.constraint.startswith("learned position"))
+    assert position.passed and "registers (1, 4, 32)" in position.measured
+    assert "found 2" in str(report) and not report.passed    # which one is the position table?
