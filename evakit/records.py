@@ -74,11 +74,13 @@ class Record:
 
     @property
     def trained_between(self) -> tuple[datetime, datetime] | None:
-        """When the run trained, start and end — or None for a resumed run, whose training
-        was spread over several stretches (its wall time is their sum)."""
+        """About when the run trained: from ``created`` (when the record was written, UTC
+        where it names no zone) back by its wall time — or None for a resumed run, whose
+        training was spread over several stretches (its wall time is their sum)."""
         if self.resumed:
             return None
         end = datetime.fromisoformat(self.created)
+        end = end if end.tzinfo else end.replace(tzinfo=UTC)
         return end - timedelta(seconds=self.wall_seconds), end
 
     def seconds_beside(self, other: Record) -> float:

@@ -162,5 +162,7 @@ def test_runs_that_trained_at_the_same_time_know_for_how_long(record):
     assert hour_ago.seconds_beside(half_over) == 1800 == half_over.seconds_beside(hour_ago)
     later = replace(hour_ago, created="2026-11-28T14:00:00+00:00")
     assert hour_ago.seconds_beside(later) == 0
+    naive = replace(half_over, created="2026-11-28T12:30:00")        # read as UTC
+    assert hour_ago.seconds_beside(naive) == 1800
     resumed = replace(half_over, resumed=True)
     assert resumed.trained_between is None and hour_ago.seconds_beside(resumed) == 0
