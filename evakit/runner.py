@@ -67,7 +67,7 @@ class Run:
         return self.recipe.fast.describe(images) if self.fast else \
             f"smoke run on the first {images:,} training images (not a result)"
 
-    def summary(self) -> str:
+    def result_line(self) -> str:
         """One line for a notebook: what ran, its final test accuracy, epochs, time, where."""
         return (f"{self.label}: test accuracy {self.history.test_acc[-1]:.2f} % after "
                 f"{len(self.history)} epochs, {self.wall_seconds:.0f} s on {self.device} "

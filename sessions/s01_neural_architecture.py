@@ -387,8 +387,7 @@ assert sum(middle) > 0.5 * table[-1]["params"]       # "most of the parameters"
 
 # %%
 run = runner.run(recipe, verbose=False)
-print(f"{run.label}: test accuracy {run.history.test_acc[-1]:.2f}% after "
-      f"{len(run.history)} epochs")
+print(run.result_line())
 
 # %% [markdown]
 # What the network just trained computes for one test digit. The first convolution's 16

@@ -531,7 +531,7 @@ assert pool_rf >= check.DIGIT_BOX and "AdaptiveAvgPool2d" in type(
 
 # %%
 live = runner.run("s03/assignment")
-print(f"{live.label}: test accuracy {live.history.test_acc[-1]:.2f}%")
+print(live.result_line())
 
 # %% [markdown]
 # ## Exercises

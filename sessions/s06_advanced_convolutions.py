@@ -369,8 +369,8 @@ batch_version(train_images.images.float() / 255, torch.Generator().manual_seed(0
 per_batch = time.perf_counter() - start
 print(f"albumentations, one image at a time: {len(as_hwc) / per_image:,.0f} images/s; "
       f"batch version, one call: {len(as_hwc) / per_batch:,.0f} images/s "
-      f"(the batch version at {per_image / per_batch:.1f}× the images per second, "
-      "on the machine that ran this page)")
+      f"(the batch version delivers {per_image / per_batch:.1f}× as many images per "
+      "second, on the machine that ran this page)")
 
 # %% [markdown]
 # That is the augmentation alone. `evakit bench cifar` measures the whole input pipeline
@@ -509,7 +509,7 @@ say(f"**Training.** The recipe `{r6.name}` trains {r6.epochs} epochs of batches 
 with warnings.catch_warnings():      # ShiftScaleRotate's note to use Affine: read above
     warnings.filterwarnings("ignore", message="ShiftScaleRotate")
     live = runner.run(r6)
-print(live.summary())
+print(live.result_line())
 if not live.fast:
     viz.curves({"this run": live.history}, target=85)
 
@@ -536,7 +536,9 @@ if s06 is not None:
     h, config = s06.history, s06.config
     say(f"The record trained with `pipeline=\"{config['pipeline']}\"` and "
         f"`augment_p={config['augment_p']}`, in {s06.precision} on {s06.device_name}, "
-        f"in {s06.wall_seconds / 3600:.1f} h. Test accuracy {h.test_acc[-1]:.2f} % "
+        f"in {s06.wall_seconds / 3600:.1f} h"
+        + (" (resumed from checkpoints: the sum of its stretches)" if s06.resumed
+           else "") + f". Test accuracy {h.test_acc[-1]:.2f} % "
         f"after the last epoch against a training accuracy of {h.train_acc[-1]:.2f} % "
         f"measured on augmented images while training: "
         + ("the network does not overfit." if h.train_acc[-1] <= h.test_acc[-1] + 1

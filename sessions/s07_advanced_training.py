@@ -82,10 +82,10 @@ def recorded(name: str) -> records.Record | None:
 # Everything in sections 2 and 3 needs networks that have actually learned CIFAR-10. Two
 # recorded runs provide them:
 # - **`s07/resnet18`**, the assignment of this session: ResNet18 (CIFAR variant: a 3×3 stem,
-#   four stages of basic blocks at 64–512 channels, GAP, one linear layer). Its 11 M
-#   parameters are too many to keep in the repository, so its record keeps the evidence a
-#   page needs: the recorded model's prediction for every test image and the GradCAM maps of
-#   its first ten mistakes.
+#   four stages of basic blocks at 64–512 channels, GAP, one linear layer). Its weights
+#   (about 45 MB in float32) are far more than the repository keeps, so its record keeps
+#   the evidence a page needs: the recorded model's prediction for every test image and the
+#   GradCAM maps of its first ten mistakes.
 # - **`s06/cifar-net`**, session 6's assignment, under 200 000 parameters: its record keeps
 #   its weights, so this page can load the trained network and take gradients through it —
 #   GradCAM by hand and adversarial examples need that.
@@ -958,8 +958,8 @@ say(f"**The solution** is the recipe `{recipe.name}`: SGD with momentum "
     f"(padding {recipe.crop_padding}) and the {recipe.cutout}×{recipe.cutout} cutout "
     f"filled with the dataset mean run on whole batches "
     f"(`evakit.augment.for_recipe`), in the fastest precision of the machine. In full "
-    f"mode the next cell trains it (minutes on a GPU; `evakit train {recipe.name} "
-    f"--record` made the record below); in FAST mode it runs a narrow copy on a slice, "
+    f"mode the next cell trains it (`evakit train {recipe.name} --record` made the "
+    f"record below); in FAST mode it runs a narrow copy on a slice, "
     f"which only shows the loop works.")
 
 # %% tags=["remove-cell"]
@@ -968,9 +968,7 @@ assert (recipe.optimizer, recipe.scheduler, recipe.pipeline, recipe.precision) =
 
 # %%
 live = runner.run(recipe)
-print(f"{live.label}: test accuracy {live.history.test_acc[-1]:.2f} % after "
-      f"{len(live.history)} epochs, {live.wall_seconds:.0f} s on {live.device} "
-      f"({live.precision})")
+print(live.result_line())
 if not live.fast:
     viz.curves({"this run": live.history})
 
@@ -993,7 +991,9 @@ if resnet18 is not None:
 if resnet18 is not None:
     h = resnet18.history
     say(f"The record trained in {resnet18.precision} on {resnet18.device_name} in "
-        f"{resnet18.wall_seconds / 3600:.1f} h. Test accuracy {h.test_acc[-1]:.2f} % "
+        f"{resnet18.wall_seconds / 3600:.1f} h"
+        + (" (resumed from checkpoints: the sum of its stretches)" if resnet18.resumed
+           else "") + f". Test accuracy {h.test_acc[-1]:.2f} % "
         f"after the last epoch (best {h.best()[1]:.2f} % at epoch {h.best()[0]}), "
         f"training accuracy {h.train_acc[-1]:.2f} % on augmented images. Its ten "
         "misclassified test images and their GradCAM maps are the gallery of "
@@ -1047,7 +1047,7 @@ assert abs(torch.tensor(3e-9, dtype=torch.bfloat16).item() - 3e-9) < 0.02 * 3e-9
 # - The LR range test finds the usable learning rates, read before the loss turns up;
 #   one-cycle spends training going up to the largest and down again; plateau schedules
 #   react to the validation curve.
-# - bfloat16 has float32's range and a quarter of float16's precision: no underflow, no loss
+# - bfloat16 has float32's range and an eighth of float16's precision: no underflow, no loss
 #   scaling, weights kept in float32 by autocast.
 # - Flat minima are robust to the train/test shift; noise from large LRs helps find them.
 #

@@ -527,7 +527,7 @@ assert steps_per_epoch == 98 and recipe.epochs == 24
 
 # %%
 live = runner.run(recipe)
-print(live.summary())
+print(live.result_line())
 if not live.fast:
     viz.curves({"this run": live.history}, target=90)
 

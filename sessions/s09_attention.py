@@ -711,7 +711,7 @@ assert (recipe.fast.epochs, recipe.fast.limit) == (2, 1000)
 
 # %%
 live = runner.run(recipe)
-print(live.summary())
+print(live.result_line())
 fig = viz.curves({live.label: live.history})
 
 # %% [markdown]

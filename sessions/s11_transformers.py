@@ -1033,8 +1033,9 @@ assert int(greedy) == int(scores.argmax())
 #   next-sentence task added nothing RoBERTa needed.
 # - Sparse masks let each position read $O(\sqrt T)$ others and still reach all of the
 #   past in two layers; they save compute only with kernels that skip the masked blocks.
-# - Time to a loss is tokens per second times tokens needed: measure both before choosing
-#   bf16, larger batches with a larger learning rate, or a schedule fitted to the run.
+# - Time to a loss is the tokens it needs divided by the tokens per second: measure both
+#   before choosing bf16, larger batches with a larger learning rate, or a schedule fitted
+#   to the run.
 # - CLIP aligns two encoders with a symmetric contrastive loss and a learned
 #   temperature; captions then act as classifiers, even in words the training never
 #   combined that way.

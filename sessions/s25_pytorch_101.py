@@ -19,7 +19,7 @@
 # hand, the same network as an `nn.Module` subclass, a `Dataset` subclass and a
 # `DataLoader` to feed it, the training loop line by line (`zero_grad`, forward, loss,
 # `backward`, `step`), and saving and loading weights with `state_dict`. Each piece is
-# checked against the faster path evakit provides (`evakit.data.Loader`,
+# checked against the path evakit provides (`evakit.data.Loader`,
 # `evakit.train.train_step` and `fit`), which the rest of the course uses. The assignment
 # is a network with two inputs and two outputs: an MNIST image and a random integer go
 # in; the digit and the sum come out.
@@ -286,7 +286,8 @@ def ms_per_batch(batches, n: int = 10) -> float:
 slow_ms = ms_per_batch(DataLoader(dataset, batch_size=128, shuffle=True))
 fast_ms = ms_per_batch(data.Loader(train_set, 128, shuffle=True))
 print(f"a batch of 128 on this machine: DataLoader(MnistDataset) {slow_ms:.1f} ms, "
-      f"evakit Loader {fast_ms:.1f} ms ({slow_ms / fast_ms:.1f}× the Loader's time)")
+      f"evakit Loader {fast_ms:.1f} ms; the DataLoader takes "
+      f"{slow_ms / fast_ms:.1f}× the Loader's time")
 
 # %% [markdown]
 # ## 8. The training loop, written out
@@ -496,7 +497,7 @@ print(f"loss of the untrained network on 4 examples: "
       f"{digit_sum_loss(out, example_y[:4]).item():.3f}")
 
 # %% [markdown]
-# **Training and evaluation.** From here on the course trains with the Loader's path:
+# **Training and evaluation.** From here on the course trains with `evakit.data.Loader`:
 # `evakit.runner.run(recipe)` builds the model and the batches, and calls `fit` — the loop
 # of section 8. It reports the accuracy of the digit head, of the sum head, and (as *the*
 # accuracy) of both right at once. On this page it trains on the FAST slice when

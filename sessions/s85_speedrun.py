@@ -15,7 +15,8 @@
 #
 # Session 8 ended with the custom ResNet of David Page's *How to Train Your ResNet* series
 # trained for 24 epochs on CIFAR-10 (its record, read below, says how long that took on this
-# course's 2-core CPU and how far it got). This page asks how much of that time is needed. The answer comes from a line of *speedruns* on
+# course's 2-core CPU and how far it got). This page asks how much of that time is needed
+# to reach 94 %. The answer comes from a line of *speedruns* on
 # GPUs: Page's DAWNBench entry (2018, 94 % in 79 s on a V100, the network of session 8),
 # tysam-code's *hlb-CIFAR10*, which rebuilt and then beat it, and Keller Jordan's *airbench*
 # (2024), which reaches 94 % in **3.29 seconds** on one A100 GPU — published figures, not

@@ -120,8 +120,8 @@ class Attention(nn.Module):
         B, T, D = x.shape
         q, k, v = (t.view(B, T, self.heads, D // self.heads).transpose(1, 2)
                    for t in self.qkv(x).split(D, dim=2))
-        # softmax(Q Kᵀ / √d) V written out: for 65 tokens the whole training step ran about
-        # twice as fast on this course's CPU (bf16) as with F.scaled_dot_product_attention.
+        # softmax(Q Kᵀ / √d) V written out, as session 10 teaches it (not through
+        # F.scaled_dot_product_attention), so the page's code and the model's are one.
         weights = (q @ k.transpose(-2, -1) * (D // self.heads) ** -0.5).softmax(-1)
         y = F.dropout(weights, self.dropout, self.training) @ v
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
