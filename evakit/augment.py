@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:
+    import albumentations as A
+
     from evakit.data import ImageSet
     from evakit.recipes import Recipe
 
@@ -292,7 +294,8 @@ def for_recipe(recipe: Recipe, mean: tuple[float, ...]) -> Augment | None:
     return steps[0] if len(steps) == 1 else compose(*steps)
 
 
-def albumentations_pipeline(recipe: Recipe, mean: tuple[float, ...], std: tuple[float, ...]):
+def albumentations_pipeline(recipe: Recipe, mean: tuple[float, ...],
+                            std: tuple[float, ...]) -> A.Compose:
     """The recipe's augmentation written with albumentations 2.x, image by image.
 
     Steps and probabilities match :func:`for_recipe`: pad-and-crop, ``HorizontalFlip``,

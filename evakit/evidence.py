@@ -8,13 +8,18 @@ misclassified ones at the layer the page explains.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from evakit import data, train
 from evakit.models.vit import tokens_to_map
+
+if TYPE_CHECKING:
+    from evakit.runner import Run
+    from evakit.text import BPETokenizer, CharTokenizer
 
 # The layer whose GradCAM each CIFAR recipe's page shows: the last one whose map is at least
 # 5×5 for a 32×32 image (8×8 here), so a map cell covers a sixteenth of the image, not a quarter.
@@ -28,7 +33,8 @@ RESHAPE_TRANSFORMS = {"s10/vit": tokens_to_map}
 GALLERY = 10
 
 
-def predictions(model: nn.Module, test_batches, precision: train.Precision) -> dict:
+def predictions(model: nn.Module, test_batches: Iterable,
+                precision: train.Precision) -> dict:
     """Every test image's predicted class and confidence (in thousandths), in test order.
 
     With at most 10 classes the classes are kept as one string of digits, else as a list;
@@ -75,8 +81,9 @@ def gradcam_maps(model: nn.Module, layer_name: str, inputs: torch.Tensor,
 SAMPLES, SAMPLE_TOKENS = 3, 400
 
 
-def samples(model: nn.Module, tokenizer, *, n: int = SAMPLES, tokens: int = SAMPLE_TOKENS,
-            top_k: int = 40, temperature: float = 1.0, seed: int = 0) -> list[str]:
+def samples(model: nn.Module, tokenizer: CharTokenizer | BPETokenizer, *, n: int = SAMPLES,
+            tokens: int = SAMPLE_TOKENS, top_k: int = 40, temperature: float = 1.0,
+            seed: int = 0) -> list[str]:
     """Text a language model writes from a newline, by top-k sampling (seeded)."""
     from evakit.models.language import generate
 
@@ -88,7 +95,7 @@ def samples(model: nn.Module, tokenizer, *, n: int = SAMPLES, tokens: int = SAMP
     return [tokenizer.decode(row[1:]) for row in out.cpu()]
 
 
-def collect(run, test_set) -> dict:
+def collect(run: Run, test_set: data.ImageSet | None) -> dict:
     """The evidence a record keeps from a finished :class:`evakit.runner.Run`."""
     if run.recipe.task == "next-token":
         return {"samples": {"top_k": 40, "temperature": 1.0,

@@ -30,7 +30,8 @@ import copy
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,9 @@ from torch import nn
 
 from evakit import augment, data, losses, train
 from evakit.errors import ArgumentError, DataError, RecordError
+
+if TYPE_CHECKING:
+    from evakit.records import Record
 from evakit.recipes import Practice, Recipe
 from evakit.tasks import TASKS, Task
 
@@ -277,7 +281,8 @@ def torchvision_transfer(arch: str = "resnet18", classes: int = 10, *, weights=N
     return LinearProbe(net) if freeze else net
 
 
-def load_model(recipe: str, seed: int | None = None, directory=None) -> nn.Module:
+def load_model(recipe: str, seed: int | None = None,
+               directory: Path | None = None) -> nn.Module:
     """The recorded model of a recipe, built as its task builds it (a session-12 transfer
     recipe's network has k outputs, a probe is wrapped), in eval mode."""
     from evakit import recipes, records
@@ -296,7 +301,7 @@ def load_model(recipe: str, seed: int | None = None, directory=None) -> nn.Modul
     return model.eval()
 
 
-def recorded_data(record, split: str = "test") -> data.ImageSet:
+def recorded_data(record: Record, split: str = "test") -> data.ImageSet:
     """The images a record trained on ("train"), held out ("val") or was scored on ("test").
 
     They are rebuilt from the dataset and the recipe's practices and checked against the
@@ -332,7 +337,7 @@ def recorded_data(record, split: str = "test") -> data.ImageSet:
                     f"{record.recipe} saw ({want.describe()})")
 
 
-def recorded_predictions(record) -> torch.Tensor:
+def recorded_predictions(record: Record) -> torch.Tensor:
     """The predicted class of every test image, from a record's stored evidence."""
     outputs = record.outputs.get("test_predictions")
     if outputs is None:
@@ -375,7 +380,7 @@ def class_weights(counts: torch.Tensor | Sequence[int], kind: str = "inverse",
     return (raw * n.sum() / (raw * n).sum()).float()
 
 
-def imbalance_loss(practice: Practice, counts: torch.Tensor):
+def imbalance_loss(practice: Practice, counts: torch.Tensor) -> train.LossFn:
     """The recipe's loss for a training set with these class counts (see :class:`Practice`)."""
     counts = torch.as_tensor(counts)
     if practice.loss == "weighted-ce":
@@ -818,7 +823,7 @@ def random_direction(model: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]
 
 
 def loss_along(model: nn.Module, direction: dict[str, torch.Tensor], alphas: Sequence[float],
-               batches: Iterable, loss_fn=F.cross_entropy,
+               batches: Iterable, loss_fn: train.LossFn = F.cross_entropy,
                precision: train.Precision = train.FP32) -> list[float]:
     """The mean loss of ``model`` with its weights moved by α × ``direction``, for each α.
 

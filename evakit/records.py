@@ -18,6 +18,7 @@ import sys
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,6 +27,9 @@ from evakit.data import DataIdentity, atomic_write
 from evakit.errors import RecordError
 from evakit.table import Table
 from evakit.train import History
+
+if TYPE_CHECKING:
+    from evakit.runner import LRFound, Run
 
 FORMAT = 2
 
@@ -233,7 +237,7 @@ def _this_command() -> str:
     return " ".join(["evakit", *words])
 
 
-def make(run, command: str | None = None, git: dict | None = None,
+def make(run: Run, command: str | None = None, git: dict | None = None,
          outputs: dict | None = None) -> Record:
     """A record from a finished :class:`evakit.runner.Run`.
 
@@ -334,7 +338,7 @@ def weights_path(recipe: str, directory: Path | None = None, seed: int | None = 
     return (directory or records_dir()) / f"{recipe}{suffix}.weights.pt"
 
 
-def save_weights(run, directory: Path | None = None) -> Path:
+def save_weights(run: Run, directory: Path | None = None) -> Path:
     """The run's final weights, in float16, beside its record (atomically)."""
     if run.params > MAX_WEIGHTS:
         raise RecordError(f"{run.recipe.name} has {run.params:,} parameters; only models of at "
@@ -346,7 +350,8 @@ def save_weights(run, directory: Path | None = None) -> Path:
                         lambda tmp: torch.save(state, tmp))
 
 
-def load_model(recipe: str, directory: Path | None = None, seed: int | None = None):
+def load_model(recipe: str, directory: Path | None = None,
+               seed: int | None = None) -> torch.nn.Module:
     """The recorded model of ``recipe`` (of its run on ``seed``), in eval mode."""
     from evakit import recipes
 
@@ -366,7 +371,8 @@ def range_path(recipe: str, directory: Path | None = None) -> Path:
     return (directory or records_dir()) / f"{recipe}-lr-range.json"
 
 
-def save_range(found, git: dict | None = None, directory: Path | None = None) -> Path:
+def save_range(found: LRFound, git: dict | None = None,
+               directory: Path | None = None) -> Path:
     """Write an :class:`evakit.runner.LRFound` as a record beside the recipe's, atomically."""
     d = {"recipe": found.recipe, "lrs": found.result.lrs, "losses": found.result.losses,
          "batch_size": found.batch_size, "device": found.device,

@@ -87,7 +87,8 @@ def _optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
                         "(expected 'sgd', 'adam' or 'adamw')")
 
 
-def lr_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+def lr_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer,
+                 steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler | None:
     """The recipe's learning-rate schedule on ``optimizer`` (None: a constant LR); one-cycle and
     triangle step once per batch, the others once per epoch (see :func:`evakit.train.fit`)."""
     if recipe.scheduler is None:
@@ -113,7 +114,7 @@ def lr_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, steps_per_epo
                         "(expected None, 'step', 'onecycle', 'triangle' or 'plateau')")
 
 
-def with_l1(loss_fn, model: nn.Module, weight: float):
+def with_l1(loss_fn: train.LossFn, model: nn.Module, weight: float) -> train.LossFn:
     """``loss_fn`` plus ``weight`` × the sum of absolute values of the model's weights.
 
     Only weights of convolutions and linear layers are penalised, not norm scales or biases.

@@ -20,7 +20,7 @@ from typing import TypeVar
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from evakit.data import DataUnavailable, _writable, atomic_write, data_root
+from evakit.data import DataIdentity, DataUnavailable, _writable, atomic_write, data_root
 from evakit.errors import ArgumentError, DataError
 
 SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
@@ -371,10 +371,8 @@ class TokenSet:
         return TokenSet(self.tokens[:n], self.name, self.split, self.tokenizer,
                         f"first {n:,} of {len(self):,} tokens")
 
-    def identity(self):
+    def identity(self) -> DataIdentity:
         """Dataset, split, size (tokens) and content hash (of the int64 ids)."""
-        from evakit.data import DataIdentity
-
         digest = hashlib.md5(self.tokens.numpy().astype("int64").tobytes()).hexdigest()
         return DataIdentity(self.name, self.split, len(self), digest, "", self.note, "tokens")
 

@@ -13,7 +13,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from evakit.errors import ArgumentError, CheckpointError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CorrectFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Batch = torch.Tensor | Sequence[torch.Tensor]     # a model's input: one tensor, or several
 EpochCallback = Callable[[int, "History", nn.Module], bool]
 PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
 
@@ -145,7 +146,7 @@ class Precision:
     def bf16(self) -> bool:
         return self.name == "bf16"
 
-    def autocast(self, device: torch.device):
+    def autocast(self, device: torch.device) -> torch.autocast:
         """The autocast context of one forward pass (a no-op in fp32)."""
         return torch.autocast(device.type, torch.bfloat16, enabled=self.bf16)
 
@@ -156,7 +157,7 @@ class Precision:
             model.to(memory_format=torch.channels_last)
         return model
 
-    def inputs(self, x):
+    def inputs(self, x: Batch) -> Batch:
         """A batch input in the layout the model was prepared for."""
         if self.bf16 and isinstance(x, torch.Tensor) and x.ndim == 4:
             return x.contiguous(memory_format=torch.channels_last)
@@ -175,8 +176,8 @@ def _forward(model: nn.Module, x, device: torch.device,
         return model(precision.inputs(x.to(device)))
 
 
-def train_step(model: nn.Module, x, y: torch.Tensor, optimizer: torch.optim.Optimizer,
-               loss_fn: LossFn = F.cross_entropy,
+def train_step(model: nn.Module, x: Batch, y: torch.Tensor,
+               optimizer: torch.optim.Optimizer, loss_fn: LossFn = F.cross_entropy,
                precision: Precision = FP32) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on one batch: forward, loss, backward, step.
 
@@ -244,7 +245,9 @@ def predict(model: nn.Module, loader: Iterable,
 
 
 def fit(model: nn.Module, train: Iterable, test: Iterable, epochs: int,
-        optimizer: torch.optim.Optimizer, scheduler=None, *, loss_fn: LossFn = F.cross_entropy,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None, *,
+        loss_fn: LossFn = F.cross_entropy,
         checkpoint: str | Path | None = None, resume: bool = False,
         correct_fn: CorrectFn = top1, precision: Precision = FP32,
         identity: dict | None = None, progress: bool | None = None, verbose: bool = True,
@@ -363,7 +366,8 @@ CHECKPOINT_FORMAT = 2
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler, train_loader, history: History,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+                    train_loader: Iterable | None, history: History,
                     identity: dict | None = None) -> None:
     """Save everything a resumed run needs, atomically (temp file, then ``os.replace``).
 
@@ -407,7 +411,8 @@ def _comparable(saved, current):
 
 
 def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler=None, train_loader=None,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+                    train_loader: Iterable | None = None,
                     identity: dict | None = None) -> tuple[History, int]:
     """Restore a checkpoint into the given objects; returns (history, epochs done).
 

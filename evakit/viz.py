@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -16,10 +17,16 @@ from matplotlib.figure import Figure
 
 from evakit.errors import ArgumentError
 from evakit.models.registry import evaluating
-from evakit.train import History
+from evakit.train import History, LRRangeResult
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from evakit.data import ImageSet
+    from evakit.records import Record
 
 
-def to_hwc(image) -> np.ndarray:
+def to_hwc(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """An image as a NumPy array H×W (grey) or H×W×3, floats in [0, 1] when it was uint8."""
     a = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
@@ -79,7 +86,8 @@ def image_rows(rows: Mapping[str, Sequence], *, cols: int = 8, size: float = 1.4
     return fig
 
 
-def channels(image, names: Sequence[str] = ("red", "green", "blue")) -> Figure:
+def channels(image: torch.Tensor | np.ndarray,
+             names: Sequence[str] = ("red", "green", "blue")) -> Figure:
     """An RGB image beside each of its channels, each channel drawn in its own colour."""
     a = to_hwc(image)
     if a.ndim != 3:
@@ -172,7 +180,8 @@ def curves(runs: Mapping[str, History | Mapping[str, Sequence[float]]], *,
     return fig
 
 
-def lr_range(result, *, ax=None, readings: bool = False) -> Figure:
+def lr_range(result: LRRangeResult, *, ax: Axes | None = None,
+             readings: bool = False) -> Figure:
     """The LR range test: smoothed loss against learning rate (log axis), suggestion marked.
 
     With ``readings``, also what :class:`evakit.train.LRRangeResult` reads before the turn-up
@@ -200,8 +209,9 @@ def lr_range(result, *, ax=None, readings: bool = False) -> Figure:
     return fig
 
 
-def matrix(values, *, ax=None, fmt: str = "{:g}", cmap: str = "Greys", title: str | None = None,
-           vmin: float | None = None, vmax: float | None = None) -> Figure:
+def matrix(values: torch.Tensor | np.ndarray, *, ax: Axes | None = None, fmt: str = "{:g}",
+           cmap: str = "Greys", title: str | None = None, vmin: float | None = None,
+           vmax: float | None = None) -> Figure:
     """A small 2-D array drawn as a grid of cells with each value written in its cell."""
     a = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
     fig, ax = (plt.subplots(figsize=(0.45 * a.shape[1] + 0.6, 0.45 * a.shape[0] + 0.6))
@@ -223,7 +233,7 @@ def _text_colour(rgba) -> str:
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
 
 
-def misclassified(images, preds: torch.Tensor, labels: torch.Tensor,
+def misclassified(images: torch.Tensor | np.ndarray, preds: torch.Tensor, labels: torch.Tensor,
                   classes: Sequence[str], *, n: int = 10, cols: int = 5,
                   suptitle: str | None = None) -> Figure:
     """The first ``n`` images whose prediction is wrong, titled "true / predicted".
@@ -255,8 +265,9 @@ def _feature_size(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tenso
 
 
 def gradcam_gallery(model: torch.nn.Module, layer: torch.nn.Module, inputs: torch.Tensor,
-                    images, titles: Sequence[str], *, targets: Sequence[int] | None = None,
-                    cols: int = 5, suptitle: str | None = None) -> Figure:
+                    images: torch.Tensor | np.ndarray, titles: Sequence[str], *,
+                    targets: Sequence[int] | None = None, cols: int = 5,
+                    suptitle: str | None = None) -> Figure:
     """GradCAM heat maps (the ``grad-cam`` package) over the images, one panel each.
 
     Args:
@@ -286,7 +297,7 @@ def gradcam_gallery(model: torch.nn.Module, layer: torch.nn.Module, inputs: torc
                       suptitle=suptitle or "GradCAM: where the evidence for the class lies")
 
 
-def misclassified_from_record(record, test_set, *, n: int = 10, cols: int = 5,
+def misclassified_from_record(record: Record, test_set: ImageSet, *, n: int = 10, cols: int = 5,
                               suptitle: str | None = None) -> Figure:
     """The first ``n`` test images the *recorded* model got wrong, from its stored predictions.
 
@@ -304,7 +315,7 @@ def misclassified_from_record(record, test_set, *, n: int = 10, cols: int = 5,
                          cols=cols, suptitle=suptitle)
 
 
-def gradcam_from_record(record, test_set, *, cols: int = 5,
+def gradcam_from_record(record: Record, test_set: ImageSet, *, cols: int = 5,
                         suptitle: str | None = None) -> Figure:
     """The recorded model's GradCAM maps of its first misclassified test images, overlaid.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from torch import nn
 
@@ -23,16 +24,17 @@ class Entry:
 
 
 _REGISTRY: dict[str, Entry] = {}
+_Build = TypeVar("_Build", bound=Callable[..., nn.Module])
 
 
-def register(name: str, input_size: tuple[int, ...]):
+def register(name: str, input_size: tuple[int, ...]) -> Callable[[_Build], _Build]:
     """Decorator: make a model class or factory constructible by ``create(name)``.
 
     Args:
         name: the registry name, ``"sNN/what"`` by the session that builds it.
         input_size: one input as (C, H, W) for images, (T,) for token sequences.
     """
-    def wrap(build):
+    def wrap(build: _Build) -> _Build:
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is registered twice")
         _REGISTRY[name] = Entry(build, tuple(input_size))
