@@ -76,6 +76,12 @@ class Record:
     def final_test_acc(self) -> float:
         return self.history.test_acc[-1]
 
+    def training_time(self) -> str:
+        """The wall time in hours, e.g. "3.4 h", saying so when it is the sum of the stretches
+        of a run resumed from checkpoints."""
+        hours = f"{self.wall_seconds / 3600:.1f} h"
+        return f"{hours} (resumed: the sum of its stretches)" if self.resumed else hours
+
     @property
     def trained_between(self) -> tuple[datetime, datetime] | None:
         """About when the run trained: from ``created`` (when the record was written, UTC
@@ -91,9 +97,10 @@ class Record:
         """Seconds during which this run and ``other`` were training at the same time (0 when
         either was resumed: its stretches are not recorded) — runs that shared a CPU met the
         same load, so their speeds compare fairly."""
-        if self.trained_between is None or other.trained_between is None:
+        ours, theirs = self.trained_between, other.trained_between
+        if ours is None or theirs is None:
             return 0.0
-        (a0, a1), (b0, b1) = self.trained_between, other.trained_between
+        (a0, a1), (b0, b1) = ours, theirs
         return max(0.0, (min(a1, b1) - max(a0, b0)).total_seconds())
 
     def to_dict(self) -> dict:

@@ -536,9 +536,7 @@ if s06 is not None:
     h, config = s06.history, s06.config
     say(f"The record trained with `pipeline=\"{config['pipeline']}\"` and "
         f"`augment_p={config['augment_p']}`, in {s06.precision} on {s06.device_name}, "
-        f"in {s06.wall_seconds / 3600:.1f} h"
-        + (" (resumed from checkpoints: the sum of its stretches)" if s06.resumed
-           else "") + f". Test accuracy {h.test_acc[-1]:.2f} % "
+        f"in {s06.training_time()}. Test accuracy {h.test_acc[-1]:.2f} % "
         f"after the last epoch against a training accuracy of {h.train_acc[-1]:.2f} % "
         f"measured on augmented images while training: "
         + ("the network does not overfit." if h.train_acc[-1] <= h.test_acc[-1] + 1

@@ -82,9 +82,8 @@ def recorded(name: str) -> records.Record | None:
 # Everything in sections 2 and 3 needs networks that have actually learned CIFAR-10. Two
 # recorded runs provide them:
 # - **`s07/resnet18`**, the assignment of this session: ResNet18 (CIFAR variant: a 3×3 stem,
-#   four stages of basic blocks at 64–512 channels, GAP, one linear layer). Its weights
-#   (about 45 MB in float32) are far more than the repository keeps, so its record keeps
-#   the evidence a page needs: the recorded model's prediction for every test image and the
+#   four stages of basic blocks at 64–512 channels, GAP, one linear layer). Its weights are
+#   too large for the repository, so its record keeps the evidence a page needs: the recorded model's prediction for every test image and the
 #   GradCAM maps of its first ten mistakes.
 # - **`s06/cifar-net`**, session 6's assignment, under 200 000 parameters: its record keeps
 #   its weights, so this page can load the trained network and take gradients through it —
@@ -991,9 +990,7 @@ if resnet18 is not None:
 if resnet18 is not None:
     h = resnet18.history
     say(f"The record trained in {resnet18.precision} on {resnet18.device_name} in "
-        f"{resnet18.wall_seconds / 3600:.1f} h"
-        + (" (resumed from checkpoints: the sum of its stretches)" if resnet18.resumed
-           else "") + f". Test accuracy {h.test_acc[-1]:.2f} % "
+        f"{resnet18.training_time()}. Test accuracy {h.test_acc[-1]:.2f} % "
         f"after the last epoch (best {h.best()[1]:.2f} % at epoch {h.best()[0]}), "
         f"training accuracy {h.train_acc[-1]:.2f} % on augmented images. Its ten "
         "misclassified test images and their GradCAM maps are the gallery of "

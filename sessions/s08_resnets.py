@@ -543,7 +543,7 @@ display(Markdown(records.results_or_missing(recipe.name)))
 if s08 is not None:
     ours = [f"{s08.final_test_acc:.2f} % (best {s08.history.best()[1]:.2f} %)",
             f"{s08.epochs_run}", s08.data["test"].note or f"{s08.data['test'].size:,}",
-            f"{s08.device_name}, {s08.precision}; {s08.wall_seconds / 3600:.1f} h"]
+            f"{s08.device_name}, {s08.precision}; {s08.training_time()}"]
 else:
     ours = ["no record yet", "", "", ""]
 Table(["run", "test accuracy", "epochs", "scored on", "hardware; training time"],

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from dataclasses import replace
 
 import pytest
 
@@ -154,7 +155,6 @@ def test_a_changed_record_does_not_make_the_code_dirty(tmp_path):
 
 
 def test_runs_that_trained_at_the_same_time_know_for_how_long(record):
-    from dataclasses import replace
     hour_ago = replace(record, created="2026-11-28T12:00:00+00:00", wall_seconds=3600.0)
     start, end = hour_ago.trained_between
     assert (end - start).total_seconds() == 3600 and start.hour == 11
@@ -166,3 +166,5 @@ def test_runs_that_trained_at_the_same_time_know_for_how_long(record):
     assert hour_ago.seconds_beside(naive) == 1800
     resumed = replace(half_over, resumed=True)
     assert resumed.trained_between is None and hour_ago.seconds_beside(resumed) == 0
+    assert hour_ago.training_time() == "1.0 h"
+    assert resumed.training_time() == "1.0 h (resumed: the sum of its stretches)"
