@@ -39,11 +39,11 @@ from torch import nn
 
 from evakit import augment, data, losses, train
 from evakit.errors import ArgumentError, DataError, RecordError
+from evakit.recipes import Practice, Recipe
+from evakit.tasks import TASKS, Task
 
 if TYPE_CHECKING:
     from evakit.records import Record
-from evakit.recipes import Practice, Recipe
-from evakit.tasks import TASKS, Task
 
 # ------------------------------------------------------------------------------------------------
 # Data: validation split, class subsets, labels per class

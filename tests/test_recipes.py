@@ -23,8 +23,9 @@ def test_a_recipe_runs_end_to_end_on_synthetic_tensors_and_learns():
     assert done.history.test_acc[-1] > 50            # chance is 10 %: the set is learnable
     assert done.data["train"].dataset == "synthetic-mnist" and done.data["train"].size == 512
     assert done.params == 6876 and done.label == "full run"
-    assert done.result_line().startswith(f"full run: test accuracy {done.history.test_acc[-1]:.2f} "
-                                     "% after 3 epochs, ") and "on cpu (fp32)" in done.result_line()
+    line = done.result_line()
+    assert line.startswith(f"full run: test accuracy {done.history.test_acc[-1]:.2f} % after "
+                           "3 epochs, ") and line.endswith("on cpu (fp32)")
 
 
 def test_the_digit_sum_task_owns_its_batches_loss_and_metrics():
